@@ -1,0 +1,64 @@
+"""MobileNetV2 (timm's implementation: depthwise-separable inverted residuals) with a 7-class head."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..interfaces import BackboneSpec
+
+__all__ = ["build_mobilenetv2", "SPEC"]
+
+
+def build_mobilenetv2(
+    num_classes: int = 7,
+    in_channels: int = 1,
+    image_size: int = 48,
+    *,
+    variant: str = "mobilenetv2_100",
+    stem_stride: int = 1,
+    drop_rate: float = 0.2,
+    pretrained: bool = False,
+) -> nn.Module:
+    """Build timm's MobileNetV2 for small face crops.
+
+    Parameters
+    ----------
+    num_classes : int, default 7
+        Outputs of the new linear head.
+    in_channels : int, default 1
+        Input channels; with ``pretrained=True`` timm adapts the RGB stem.
+    image_size : int, default 48
+        Input side (kept for the config; the network pools globally).
+    variant : str, default "mobilenetv2_100"
+        Any timm MobileNetV2 name (``mobilenetv2_050``, ``mobilenetv2_140``, ...).
+    stem_stride : int, default 1
+        Stride of the first conv. ImageNet uses 2; 1 keeps a 3x3 final map at 48 px
+        instead of 2x2.
+    drop_rate : float, default 0.2
+        Dropout before the head.
+    pretrained : bool, default False
+        Ask timm for ImageNet weights (needs network access); see
+        :func:`emotionkit.backbones.timm_utils.create_timm_model`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model; maps ``(N, in_channels, H, W)`` to ``(N, num_classes)`` logits.
+    """
+    from ._timm import create_timm_model
+
+    model = create_timm_model(variant, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, drop_rate=drop_rate)
+    model.conv_stem.stride = (stem_stride, stem_stride)
+    return model
+
+
+SPEC = BackboneSpec(
+    name="mobilenetv2",
+    build=build_mobilenetv2,
+    default_config={"in_channels": 1, "image_size": 48},
+    preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
+    target_layer=lambda model: model.conv_head,
+    explainers=("gradcam",),
+    weights=(),
+    description="MobileNetV2 (timm), inverted residuals, stem stride 1 for 48x48 grayscale.",
+)

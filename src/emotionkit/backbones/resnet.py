@@ -1,0 +1,104 @@
+"""A compact ResNet for small face crops: residual basic blocks, batch norm, ReLU, global average pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..interfaces import BackboneSpec
+
+__all__ = ["BasicBlock", "EmotionResNet", "build_resnet", "SPEC"]
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with batch norm and an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class EmotionResNet(nn.Module):
+    """A ResNet sized for 48x48 inputs.
+
+    A 3x3 stem, then one stage per entry of ``widths`` (``blocks[i]`` basic blocks,
+    the first with stride ``strides[i]``), global average pooling, dropout and a
+    linear head.
+
+    Parameters
+    ----------
+    num_classes : int, default 7
+        Number of outputs.
+    in_channels : int, default 1
+        Input channels.
+    image_size : int, default 48
+        Input side (any size works thanks to global pooling; kept for the config).
+    widths : sequence of int, default (32, 64, 128, 256)
+        Channels of each stage.
+    blocks : sequence of int, default (1, 1, 1, 1)
+        Basic blocks per stage.
+    strides : sequence of int, default (2, 2, 2, 1)
+        Stride of each stage's first block.
+    dropout : float, default 0.2
+        Dropout before the head.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        image_size: int = 48,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        blocks: Sequence[int] = (1, 1, 1, 1),
+        strides: Sequence[int] = (2, 2, 2, 1),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if not (len(widths) == len(blocks) == len(strides)):
+            raise ValueError(f"widths, blocks and strides must have the same length, got {widths}, {blocks}, {strides}.")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        stages: list[nn.Module] = []
+        channels = widths[0]
+        for width, count, stride in zip(widths, blocks, strides):
+            layers = [BasicBlock(channels, width, stride)] + [BasicBlock(width, width) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*layers))
+            channels = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.head(self.pool(self.stages(self.stem(x))))
+
+
+def build_resnet(num_classes: int = 7, in_channels: int = 1, image_size: int = 48, **config) -> EmotionResNet:
+    """Build an :class:`EmotionResNet`; see its parameters."""
+    return EmotionResNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **config)
+
+
+SPEC = BackboneSpec(
+    name="resnet",
+    build=build_resnet,
+    default_config={"in_channels": 1, "image_size": 48},
+    preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
+    target_layer=lambda model: model.stages[-1],
+    explainers=("gradcam",),
+    weights=(),
+    description="Compact ResNet (basic residual blocks, global average pooling), 48x48 grayscale.",
+)

@@ -1,0 +1,47 @@
+"""The ``emotionkit`` command line: one module per subcommand under :mod:`emotionkit.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .exceptions import EmotionKitError
+
+__all__ = ["main", "COMMANDS"]
+
+#: Subcommand name -> module under ``emotionkit.commands`` defining ``add_parser(subparsers)`` and ``run(args) -> int``.
+COMMANDS: dict[str, str] = {
+    "predict": "predict",
+    "models": "models",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand registered."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="emotionkit", description="Facial expression recognition for photos, video and face crops.")
+    parser.add_argument("--version", action="version", version=f"emotionkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f".commands.{module}", __package__)
+        sub = mod.add_parser(subparsers)
+        sub.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (2 for bad input, with a one-line message)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except EmotionKitError as exc:
+        print(f"emotionkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``emotionkit`` command line, one module each."""

@@ -1,0 +1,131 @@
+"""MTCNN face detection (facenet-pytorch), wrapped so callers always get a list of clipped detections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..exceptions import MissingDependencyError
+from ..interfaces import DetectorSpec
+from ..types import Detection
+
+__all__ = ["MTCNNDetector", "SPEC"]
+
+
+class MTCNNDetector:
+    """Multi-task cascaded CNN face detector (Zhang et al., 2016) from facenet-pytorch.
+
+    Its pretrained weights ship inside facenet-pytorch, so it works offline.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Where to run (default CPU).
+    min_face_size : int, default 20
+        Smallest face side, in pixels of the (possibly downscaled) detection image.
+    thresholds : (float, float, float), default (0.6, 0.7, 0.7)
+        P-Net, R-Net and O-Net score thresholds.
+    factor : float, default 0.709
+        Scale step of the image pyramid.
+    max_side : int, optional
+        Downscale images whose longer side exceeds this before detection (boxes are
+        mapped back to input pixels); ``None`` detects at full resolution.
+    min_score : float, default 0.9
+        Drop detections scoring below this.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        *,
+        min_face_size: int = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        max_side: int | None = None,
+        min_score: float = 0.9,
+    ) -> None:
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as exc:  # pragma: no cover - core dependency
+            raise MissingDependencyError("The 'mtcnn' detector needs facenet-pytorch>=2.5.3: pip install 'facenet-pytorch>=2.5.3'") from exc
+        self.device = torch.device(device or "cpu")
+        self.min_face_size = int(min_face_size)
+        self.thresholds = [float(t) for t in thresholds]
+        self.factor = float(factor)
+        self.max_side = max_side
+        self.min_score = float(min_score)
+        net = MTCNN(keep_all=True, device=self.device, min_face_size=self.min_face_size, thresholds=self.thresholds, factor=self.factor)
+        self._net = net.eval()
+
+    def _scale(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        h, w = image.shape[:2]
+        if self.max_side is None or max(h, w) <= self.max_side:
+            return image, 1.0
+        scale = self.max_side / max(h, w)
+        from PIL import Image
+
+        small = Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(small), scale
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detect faces in one ``(H, W, 3)`` uint8 RGB image.
+
+        Returns
+        -------
+        list of Detection
+            Sorted by score, highest first; empty when there is no face.
+        """
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detect faces in several RGB images; images of equal size run as one batch.
+
+        Returns
+        -------
+        list of list of Detection
+            One list per image, in input order.
+        """
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
+        results: list[list[Detection]] = [[] for _ in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        scaled: list[tuple[np.ndarray, float]] = [self._scale(im) for im in images]
+        for i, (small, _) in enumerate(scaled):
+            if min(small.shape[:2]) >= max(self.min_face_size, 12):
+                groups.setdefault(small.shape[:2], []).append(i)
+        for indices in groups.values():
+            batch = np.stack([scaled[i][0] for i in indices])
+            with torch.inference_mode():
+                boxes, points = detect_face(
+                    batch, self.min_face_size, self._net.pnet, self._net.rnet, self._net.onet, self.thresholds, self.factor, self.device
+                )
+            for i, found, marks in zip(indices, boxes, points):
+                h, w = images[i].shape[:2]
+                results[i] = self._to_detections(np.asarray(found), np.asarray(marks), scaled[i][1], w, h)
+        return results
+
+    def _to_detections(self, boxes: np.ndarray, points: np.ndarray, scale: float, w: int, h: int) -> list[Detection]:
+        out = []
+        for row, marks in zip(boxes.reshape(-1, 5), points.reshape(-1, 5, 2)):
+            score = float(row[4])
+            if score < self.min_score:
+                continue
+            x1, y1, x2, y2 = (float(v) / scale for v in row[:4])
+            x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
+            y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
+            if x2 - x1 < 1 or y2 - y1 < 1:
+                continue
+            landmarks = tuple((float(px) / scale, float(py) / scale) for px, py in marks)
+            out.append(Detection((x1, y1, x2, y2), score, landmarks))
+        out.sort(key=lambda d: -d.score)
+        return out
+
+
+def _build(device: Any = None, **options: Any) -> MTCNNDetector:
+    return MTCNNDetector(device, **options)
+
+
+SPEC = DetectorSpec(name="mtcnn", build=_build, description="MTCNN from facenet-pytorch (bundled weights, offline).")

@@ -1,0 +1,95 @@
+"""Exceptions raised by emotionkit.
+
+Every error emotionkit raises on purpose subclasses :class:`EmotionKitError`
+and also the builtin exception a caller would naturally catch (``ValueError``,
+``FileNotFoundError``, ``ImportError``...), as scikit-learn does with
+``NotFittedError(ValueError, AttributeError)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "EmotionKitError",
+    "InvalidImageError",
+    "ImageNotFoundError",
+    "UnknownModelError",
+    "UnknownPluginError",
+    "PluginLoadError",
+    "ChecksumMismatchError",
+    "IncompatibleComponentsError",
+    "NoBundledWeightsError",
+    "MissingDependencyError",
+    "InvalidDataError",
+    "suggest",
+]
+
+
+class EmotionKitError(Exception):
+    """Base class of every error emotionkit raises on purpose."""
+
+
+class InvalidImageError(EmotionKitError, ValueError):
+    """An image or array that cannot be used as an input."""
+
+
+class ImageNotFoundError(EmotionKitError, FileNotFoundError):
+    """A path that does not exist."""
+
+
+class UnknownPluginError(EmotionKitError, ValueError):
+    """A plugin name (backbone, detector or explainer) that is not registered."""
+
+
+class UnknownModelError(UnknownPluginError):
+    """A model name that is neither a registered backbone nor a saved model directory."""
+
+
+class PluginLoadError(EmotionKitError, ImportError):
+    """A registered plugin whose module failed to import or whose object is invalid."""
+
+
+class ChecksumMismatchError(EmotionKitError, ValueError):
+    """A weights file whose sha256 does not match the one its spec records."""
+
+
+class IncompatibleComponentsError(EmotionKitError, ValueError):
+    """Parts that cannot work together, e.g. a 3-channel preprocessor before a 1-channel backbone."""
+
+
+class NoBundledWeightsError(EmotionKitError, LookupError):
+    """A backbone that exists but ships no pretrained weights."""
+
+
+class MissingDependencyError(EmotionKitError, ImportError):
+    """An optional dependency that is not installed."""
+
+
+class InvalidDataError(EmotionKitError, ValueError):
+    """A dataset (CSV row, image folder, split) that cannot be used."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string.
+
+    Parameters
+    ----------
+    name : str
+        What the user typed.
+    choices : iterable of str
+        The valid names.
+
+    Returns
+    -------
+    str
+        A sentence to append to an error message, or ``""`` when nothing is close.
+
+    Examples
+    --------
+    >>> suggest("vitt", ["cnn", "vit"])
+    " Did you mean 'vit'?"
+    """
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,215 @@
+"""Loading and validating input images.
+
+Every public entry point funnels its image through :func:`load_image`, which
+returns an ``(H, W, 3)`` uint8 RGB array or raises an
+:class:`~emotionkit.exceptions.InvalidImageError` that says what was
+received, what is allowed and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exceptions import ImageNotFoundError, InvalidImageError
+
+__all__ = ["ImageInput", "load_image", "to_uint8_rgb", "to_float01", "sample_image_path"]
+
+#: What ``predict`` accepts: a path, a PIL image or an array.
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+_ALLOWED = "a path to an image file, a PIL.Image, or an ndarray of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
+
+
+def sample_image_path() -> Path:
+    """Return the path of the bundled sample photo (NASA's astronaut photo, public domain).
+
+    Returns
+    -------
+    pathlib.Path
+        A 512x512 RGB JPEG with one face.
+
+    Examples
+    --------
+    >>> sample_image_path().name
+    'astronaut.jpg'
+    """
+    return Path(str(resources.files("emotionkit").joinpath("assets/astronaut.jpg")))
+
+
+def _open_path(path: str | os.PathLike) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise ImageNotFoundError(f"Image not found: {str(p)!r}. Check the path (the working directory is {os.getcwd()!r}).")
+    if p.is_dir():
+        raise InvalidImageError(f"Expected an image file, got the directory {str(p)!r}. Pass the files inside it one by one.")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return _pil_to_array(im)
+    except Image.DecompressionBombError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InvalidImageError(
+            f"Could not read {str(p)!r} as an image ({type(exc).__name__}: {exc}). "
+            "Allowed: files Pillow can decode (JPEG, PNG, BMP, TIFF, WebP, ...); the file may be truncated or not an image."
+        ) from exc
+
+
+def _pil_to_array(im: Image.Image) -> np.ndarray:
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return to_uint8_rgb(np.asarray(im))
+    return np.asarray(im.convert("RGB"))
+
+
+def to_uint8_rgb(array: np.ndarray) -> np.ndarray:
+    """Convert an array image to ``(H, W, 3)`` uint8 RGB.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``; uint8, uint16,
+        bool, other integers in [0, 255], or float in [0, 1]. An alpha channel is dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` uint8, C-contiguous.
+
+    Raises
+    ------
+    InvalidImageError
+        Empty arrays, other shapes or channel counts, NaN or infinite values,
+        floats outside [0, 1], integers outside their range, unsupported dtypes.
+
+    Examples
+    --------
+    >>> to_uint8_rgb(np.zeros((4, 5), np.float32)).shape
+    (4, 5, 3)
+    """
+    if not isinstance(array, np.ndarray):
+        raise InvalidImageError(f"Expected a numpy array, got {type(array).__name__}. Allowed: {_ALLOWED}.")
+    if array.size == 0:
+        raise InvalidImageError(f"Received an empty array of shape {array.shape}. Allowed: {_ALLOWED} with H, W >= 1.")
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        pass
+    elif array.ndim == 2:
+        array = array[:, :, None]
+    else:
+        raise InvalidImageError(
+            f"Received an array of shape {array.shape}. Allowed: {_ALLOWED} (channels last). "
+            "For a batch of pre-cropped faces use predict_proba; for several photos use predict_batch."
+        )
+    array = _to_uint8(array)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+def to_float01(array: np.ndarray) -> np.ndarray:
+    """Validate an array's values and return it as float32 in [0, 1] (same shape).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        uint8, uint16, bool, other integers in [0, 255], or finite floats in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in [0, 1].
+
+    Raises
+    ------
+    InvalidImageError
+        NaN or infinite values, out-of-range values, unsupported dtypes.
+
+    Examples
+    --------
+    >>> to_float01(np.array([0, 255], np.uint8)).tolist()
+    [0.0, 1.0]
+    """
+    dtype = array.dtype
+    if dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if dtype == np.bool_:
+        return array.astype(np.float32)
+    if dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InvalidImageError(
+                f"Received a {dtype} image with NaN or infinite values. Allowed: finite floats in [0, 1]. "
+                "Replace them first, e.g. np.nan_to_num(image)."
+            )
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InvalidImageError(
+                f"Received a {dtype} image with values in [{lo:.4g}, {hi:.4g}]. Allowed: floats in [0, 1]. "
+                "Divide 0-255 data by 255, or pass it as uint8."
+            )
+        return array.astype(np.float32)
+    if np.issubdtype(dtype, np.integer):
+        lo, hi = int(array.min()), int(array.max())
+        if lo < 0 or hi > 255:
+            raise InvalidImageError(
+                f"Received a {dtype} image with values in [{lo}, {hi}]. Allowed: uint8, uint16, "
+                "other integers in [0, 255], or floats in [0, 1]. Rescale it first."
+            )
+        return array.astype(np.float32) / 255.0
+    raise InvalidImageError(
+        f"Received an array of dtype {dtype}. Allowed dtypes: uint8, uint16, integers in [0, 255], bool, float in [0, 1]."
+    )
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    return (to_float01(array) * 255.0 + 0.5).astype(np.uint8)
+
+
+def load_image(image: ImageInput) -> np.ndarray:
+    """Load any supported input as an ``(H, W, 3)`` uint8 RGB array.
+
+    EXIF orientation is applied; Pillow's decompression-bomb guard stays on.
+
+    Parameters
+    ----------
+    image : str, os.PathLike, PIL.Image.Image or numpy.ndarray
+        See :func:`to_uint8_rgb` for the arrays accepted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` uint8 RGB.
+
+    Raises
+    ------
+    ImageNotFoundError
+        A path that does not exist (also a ``FileNotFoundError``).
+    InvalidImageError
+        Anything that is not a readable image (also a ``ValueError``).
+
+    Examples
+    --------
+    >>> load_image(sample_image_path()).shape
+    (512, 512, 3)
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return _open_path(image)
+    if isinstance(image, Image.Image):
+        try:
+            return _pil_to_array(image)
+        except OSError as exc:
+            raise InvalidImageError(f"Could not decode the PIL image ({exc}); it may be truncated.") from exc
+    if isinstance(image, np.ndarray):
+        return to_uint8_rgb(image)
+    raise InvalidImageError(f"Received {type(image).__name__}. Allowed: {_ALLOWED}.")

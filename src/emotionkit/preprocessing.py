@@ -1,0 +1,186 @@
+"""Face preprocessing: crop with margin, square, grayscale or RGB, resize, normalise.
+
+One :class:`FacePreprocessor` serves inference on photos (:meth:`~FacePreprocessor.crops`),
+inference on pre-cropped faces and training (:meth:`~FacePreprocessor.faces`),
+so a model always sees its inputs exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .exceptions import InvalidImageError
+from .io import to_float01
+from .types import Detection
+
+__all__ = ["FacePreprocessor", "rgb_to_gray"]
+
+# ITU-R 601 luma, the weights of PIL's convert("L") that produced FER-2013's pixels.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """Convert ``(N, 3, H, W)`` RGB to ``(N, 1, H, W)`` luma with PIL's weights."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return r * _LUMA[0] + g * _LUMA[1] + b * _LUMA[2]
+
+
+@dataclass(frozen=True)
+class FacePreprocessor:
+    """Turns faces into a backbone's input tensor.
+
+    Parameters
+    ----------
+    size : int or (int, int), default 48
+        Output height and width.
+    channels : {1, 3}, default 1
+        1 for grayscale (PIL luma weights), 3 for RGB.
+    mean, std : sequence of float
+        Per-channel normalisation applied after scaling to [0, 1].
+    margin : float, default 0.1
+        Fraction of the detected box's longer side added around the face before cropping.
+
+    Examples
+    --------
+    >>> pre = FacePreprocessor(size=48, channels=1)
+    >>> pre.faces(np.zeros((2, 64, 64, 3), np.uint8)).shape
+    torch.Size([2, 1, 48, 48])
+    """
+
+    size: int | tuple[int, int] = 48
+    channels: int = 1
+    mean: Sequence[float] = field(default=(0.0,))
+    std: Sequence[float] = field(default=(1.0,))
+    margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        size = (self.size, self.size) if isinstance(self.size, int) else tuple(int(s) for s in self.size)
+        object.__setattr__(self, "size", size)
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}.")
+        mean = tuple(float(m) for m in self.mean)
+        std = tuple(float(s) for s in self.std)
+        if len(mean) == 1:
+            mean = mean * self.channels
+        if len(std) == 1:
+            std = std * self.channels
+        if len(mean) != self.channels or len(std) != self.channels:
+            raise ValueError(f"mean and std need 1 or {self.channels} values, got {mean} and {std}.")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {std}.")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        if not 0.0 <= self.margin <= 2.0:
+            raise ValueError(f"margin must be in [0, 2], got {self.margin}.")
+
+    # -- configuration -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable config; :meth:`from_dict` reads it back."""
+        out = asdict(self)
+        out["size"] = list(self.size)  # type: ignore[arg-type]
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> FacePreprocessor:
+        """Build from :meth:`to_dict`'s output (unknown keys raise ``TypeError``)."""
+        config = dict(config)
+        if isinstance(config.get("size"), list):
+            config["size"] = tuple(config["size"])
+        return cls(**config)
+
+    # -- geometry ------------------------------------------------------------------------------
+    def crop_box(self, detection: Detection) -> tuple[float, float, float, float]:
+        """Return the square region, margin included, that :meth:`crops` samples for a detection.
+
+        It can extend past the image; those pixels are filled with black.
+        """
+        x1, y1, x2, y2 = detection.box
+        side = max(x2 - x1, y2 - y1) * (1.0 + self.margin)
+        cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+        return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+
+    # -- tensors -------------------------------------------------------------------------------
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        """Convert ``(N, 3 or 1, H, W)`` in [0, 1] to the model's channels, then normalise."""
+        if self.channels == 1 and x.shape[1] == 3:
+            x = rgb_to_gray(x)
+        elif self.channels == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if any(m != 0.0 for m in self.mean) or any(s != 1.0 for s in self.std):
+            mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x.contiguous()
+
+    def crops(self, image: np.ndarray, detections: Sequence[Detection]) -> torch.Tensor:
+        """Crop, resize and normalise every detected face of one image, in one batched operation.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB, as :func:`emotionkit.io.load_image` returns.
+        detections : sequence of Detection
+            Faces in ``image``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, H, W)`` float32.
+        """
+        from torchvision.ops import roi_align
+
+        if not detections:
+            return torch.empty((0, self.channels, *self.size), dtype=torch.float32)  # type: ignore[misc]
+        src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if self.channels == 1:
+            src = rgb_to_gray(src)  # crop 1 channel instead of 3
+        boxes = torch.tensor([[0.0, *self.crop_box(d)] for d in detections], dtype=torch.float32)
+        # sampling_ratio=-1 averages ceil(box/size) samples per output pixel: area-style antialiasing.
+        out = roi_align(src, boxes, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        return self._finish(out.clamp_(0.0, 1.0))
+
+    def faces(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Prepare pre-cropped faces (FER-2013 style crops).
+
+        Parameters
+        ----------
+        faces : numpy.ndarray or torch.Tensor
+            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}; uint8, uint16, or
+            float in [0, 1]. Faces are resized to :attr:`size` (antialiased) when needed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, H, W)`` float32.
+
+        Raises
+        ------
+        InvalidImageError
+            Wrong number of dimensions or channels, empty input, bad values.
+        """
+        if isinstance(faces, torch.Tensor):
+            faces = faces.detach().cpu().numpy()
+        if not isinstance(faces, np.ndarray):
+            raise InvalidImageError(f"Expected faces as an ndarray of shape (N, H, W) or (N, H, W, C), got {type(faces).__name__}.")
+        if faces.ndim == 3:
+            faces = faces[..., None]
+        if faces.ndim != 4 or faces.shape[-1] not in (1, 3, 4):
+            raise InvalidImageError(
+                f"Received faces of shape {faces.shape}. Allowed: (N, H, W) or (N, H, W, C) with C in 1, 3, 4 "
+                "(channels last). For a single face add a leading axis: faces[None]."
+            )
+        if 0 in faces.shape:
+            raise InvalidImageError(f"Received an empty batch of faces of shape {faces.shape}; N, H and W must be >= 1.")
+        x = torch.from_numpy(to_float01(faces)[..., :3]).permute(0, 3, 1, 2)
+        if x.shape[1] == 3 and self.channels == 1:
+            x = rgb_to_gray(x)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        return self._finish(x)

@@ -1,0 +1,403 @@
+"""EmotionRecognizer: a face detector, a preprocessor and a backbone composed into one object."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .exceptions import IncompatibleComponentsError, NoBundledWeightsError, UnknownModelError, suggest
+from .interfaces import BackboneSpec, FaceDetector
+from .io import ImageInput, load_image
+from .preprocessing import FacePreprocessor
+from .registry import list_plugins, load_plugin
+from .types import EMOTIONS, Detection, FaceEmotion
+from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, load_weights, save_weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+__all__ = ["EmotionRecognizer", "DEFAULT_MODEL", "build_backbone", "bundled_models"]
+
+#: The model ``from_pretrained()`` loads when no name is given.
+DEFAULT_MODEL = "cnn"
+FORMAT = "emotionkit/1"
+
+
+def build_backbone(name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)) -> nn.Module:
+    """Build an untrained backbone from the registry.
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name (``emotionkit models`` lists them).
+    config : mapping, optional
+        Keyword arguments for the spec's ``build``; merged over its ``default_config``.
+    num_classes : int, default 7
+        Number of outputs.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(N, C, H, W)`` float32 to ``(N, num_classes)`` logits.
+
+    Examples
+    --------
+    >>> model = build_backbone("cnn")
+    >>> model(torch.zeros(2, 1, 48, 48)).shape
+    torch.Size([2, 7])
+    """
+    spec: BackboneSpec = load_plugin("backbones", name)
+    kwargs = {**spec.default_config, **(config or {})}
+    return spec.build(num_classes=num_classes, **kwargs)
+
+
+def bundled_models() -> dict[str, WeightsSpec]:
+    """Return the registered backbones that ship pretrained weights, with their default weights.
+
+    Importing each backbone is needed to read its weights; broken plugins are skipped.
+    """
+    out: dict[str, WeightsSpec] = {}
+    for name in list_plugins("backbones"):
+        try:
+            spec = load_plugin("backbones", name)
+        except Exception:  # a broken plugin is reported by `emotionkit models`, not here
+            continue
+        if spec.weights and spec.weights[0].exists():
+            out[name] = spec.weights[0]
+    return out
+
+
+def _uses_convolutions(model: nn.Module) -> bool:
+    return sum(isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) for m in model.modules()) > 2
+
+
+class EmotionRecognizer:
+    """Find faces, preprocess them as the weights were trained, classify and explain.
+
+    Build one with :meth:`from_pretrained` (bundled weights or a saved directory),
+    or compose the parts yourself.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps ``(N, C, H, W)`` to ``(N, len(labels))`` logits.
+    preprocessor : FacePreprocessor
+        How faces become the backbone's input.
+    detector : FaceDetector, optional
+        Finds faces in photos; ``None`` means the whole image is one face.
+    backbone_name : str, default "custom"
+        Registry name of the backbone (used by :meth:`save_pretrained`).
+    backbone_config : mapping, optional
+        Keyword arguments that rebuild the backbone through the registry.
+    labels : sequence of str, default EMOTIONS
+        Class names, in the backbone's output order.
+    temperature : float, default 1.0
+        Softmax temperature fitted for calibration.
+    device : str or torch.device, optional
+        Where the backbone runs (default CPU).
+    meta : mapping, optional
+        Metadata carried to :meth:`save_pretrained` (model card, training command, metrics).
+
+    Raises
+    ------
+    IncompatibleComponentsError
+        The preprocessor's channels differ from the backbone's ``in_channels``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        preprocessor: FacePreprocessor,
+        detector: FaceDetector | None = None,
+        *,
+        backbone_name: str = "custom",
+        backbone_config: Mapping[str, Any] | None = None,
+        labels: Sequence[str] = EMOTIONS,
+        temperature: float = 1.0,
+        device: str | torch.device | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.backbone_config = dict(backbone_config or {})
+        in_channels = self.backbone_config.get("in_channels")
+        if in_channels is not None and int(in_channels) != preprocessor.channels:
+            raise IncompatibleComponentsError(
+                f"The preprocessor gives {preprocessor.channels}-channel faces but backbone {backbone_name!r} expects "
+                f"in_channels={in_channels}. Use FacePreprocessor(channels={in_channels}, ...) or rebuild the backbone "
+                f"with in_channels={preprocessor.channels}."
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}.")
+        self.device = torch.device(device or "cpu")
+        self.backbone_name = backbone_name
+        self.preprocessor = preprocessor
+        self.detector = detector
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.temperature = float(temperature)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._channels_last = self.device.type == "cpu" and _uses_convolutions(backbone)
+        self.model = backbone.to(self.device).eval()
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_dir: str | os.PathLike | None = None,
+        *,
+        detector: str | FaceDetector | None = "mtcnn",
+        device: str | torch.device | None = None,
+        detector_options: Mapping[str, Any] | None = None,
+    ) -> EmotionRecognizer:
+        """Load bundled weights by backbone name, or a directory written by :meth:`save_pretrained`.
+
+        Parameters
+        ----------
+        name_or_dir : str or os.PathLike, optional
+            ``"cnn"``, ``"resnet"``, ``"mobilenetv2"``, ``"vit"`` (or a third-party
+            backbone with weights), or a directory; ``None`` loads :data:`DEFAULT_MODEL`.
+        detector : str or FaceDetector or None, default "mtcnn"
+            A registered detector name (``"mtcnn"``, ``"none"``), an instance, or ``None``
+            (same as ``"none"``).
+        device : str or torch.device, optional
+            Where to run (default CPU).
+        detector_options : mapping, optional
+            Keyword arguments for the detector's constructor.
+
+        Returns
+        -------
+        EmotionRecognizer
+
+        Raises
+        ------
+        UnknownModelError
+            Neither a registered backbone nor a saved directory (lists the choices).
+        NoBundledWeightsError
+            The backbone exists but ships no weights.
+        ChecksumMismatchError
+            The weights file does not match its recorded sha256.
+
+        Examples
+        --------
+        >>> rec = EmotionRecognizer.from_pretrained("cnn", detector="none")
+        >>> rec.labels[:3]
+        ('angry', 'disgust', 'fear')
+        """
+        name = DEFAULT_MODEL if name_or_dir is None else name_or_dir
+        path = Path(name)
+        if path.is_dir() and (path / CONFIG_NAME).is_file():
+            return cls._from_directory(path, None, detector=detector, device=device, detector_options=detector_options)
+        name = str(name)
+        backbones = list_plugins("backbones")
+        if name not in backbones:
+            looks_like_path = os.sep in name or name.startswith(".") or path.suffix
+            where = f" There is no model directory (with {CONFIG_NAME}) at {str(path)!r} either." if looks_like_path else ""
+            raise UnknownModelError(
+                f"Unknown model {name!r}. Available: {', '.join(backbones)} (or a directory written by "
+                f"save_pretrained / emotionkit train).{where}{suggest(name, backbones)}"
+            )
+        spec: BackboneSpec = load_plugin("backbones", name)
+        if not spec.weights or not spec.weights[0].exists():
+            with_weights = ", ".join(bundled_models()) or "none yet"
+            raise NoBundledWeightsError(
+                f"Backbone {name!r} ships no bundled weights yet (models with weights: {with_weights}). "
+                f"Train it with `emotionkit train --backbone {name} --data PATH --out runs/{name}` and load the run "
+                f"directory with EmotionRecognizer.from_pretrained('runs/{name}')."
+            )
+        weights = spec.weights[0]
+        return cls._from_directory(weights.path, weights.sha256, detector=detector, device=device, detector_options=detector_options)
+
+    @classmethod
+    def _from_directory(
+        cls,
+        path: Path,
+        sha256: str | None,
+        *,
+        detector: str | FaceDetector | None,
+        device: str | torch.device | None,
+        detector_options: Mapping[str, Any] | None,
+    ) -> EmotionRecognizer:
+        config = json.loads((path / CONFIG_NAME).read_text())
+        if config.get("format") != FORMAT:
+            raise UnknownModelError(f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r}).")
+        preprocessor = FacePreprocessor.from_dict(json.loads((path / PREPROCESSOR_NAME).read_text()))
+        labels = tuple(config.get("labels", EMOTIONS))
+        model = build_backbone(config["backbone"], config.get("backbone_config"), num_classes=len(labels))
+        state = load_weights(path / WEIGHTS_NAME, sha256 or config.get("weights_sha256"))
+        model.load_state_dict(state)
+        return cls(
+            model,
+            preprocessor,
+            _make_detector(detector, device, detector_options),
+            backbone_name=config["backbone"],
+            backbone_config=config.get("backbone_config"),
+            labels=labels,
+            temperature=float(config.get("temperature", 1.0)),
+            device=device,
+            meta=config.get("meta"),
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike, *, half: bool = False) -> Path:
+        """Write ``config.json``, ``preprocessor.json`` and ``model.safetensors``.
+
+        :meth:`from_pretrained` on the directory gives identical outputs.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            Created if missing.
+        half : bool, default False
+            Store weights as float16 (half the size; outputs then differ slightly).
+
+        Returns
+        -------
+        pathlib.Path
+            The directory.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
+        digest = save_weights(state, out / WEIGHTS_NAME, half=half)
+        config = {
+            "format": FORMAT,
+            "backbone": self.backbone_name,
+            "backbone_config": self.backbone_config,
+            "labels": list(self.labels),
+            "temperature": self.temperature,
+            "weights_sha256": digest,
+            "num_params": sum(p.numel() for p in self.model.parameters()),
+            "meta": self.meta,
+        }
+        (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        (out / PREPROCESSOR_NAME).write_text(json.dumps(self.preprocessor.to_dict(), indent=2) + "\n")
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU."""
+        if x.shape[0] == 0:
+            return torch.empty((0, len(self.labels)))
+        x = x.to(self.device)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.model(x).float().cpu()
+
+    def _probabilities(self, x: torch.Tensor) -> np.ndarray:
+        return torch.softmax(self.logits(x) / self.temperature, dim=1).numpy()
+
+    def predict_proba(self, faces: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Classify pre-cropped faces.
+
+        Parameters
+        ----------
+        faces : numpy.ndarray or torch.Tensor
+            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}; uint8, uint16 or
+            float in [0, 1]. Resized to the model's input size when needed.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, len(labels))`` float32 probabilities; columns follow :attr:`labels`.
+
+        Raises
+        ------
+        InvalidImageError
+            Wrong shape, channels or values.
+        """
+        return self._probabilities(self.preprocessor.faces(faces))
+
+    def _results(self, detections: Sequence[Detection], probs: np.ndarray) -> list[FaceEmotion]:
+        out = []
+        for det, p in zip(detections, probs):
+            scores = {label: float(v) for label, v in zip(self.labels, p)}
+            out.append(FaceEmotion(det, scores, self.labels[int(np.argmax(p))]))
+        return out
+
+    def _detector(self) -> FaceDetector:
+        if self.detector is None:
+            from .detectors.passthrough import WholeImageDetector
+
+            self.detector = WholeImageDetector()
+        return self.detector
+
+    def predict(self, image: ImageInput) -> list[FaceEmotion]:
+        """Find every face in a photo and classify its expression.
+
+        Parameters
+        ----------
+        image : str, os.PathLike, PIL.Image.Image or numpy.ndarray
+            A path, a PIL image, or an array ``(H, W)``, ``(H, W, 1|3|4)`` of uint8,
+            uint16 or float in [0, 1]. EXIF orientation is applied.
+
+        Returns
+        -------
+        list of FaceEmotion
+            One per face, highest detection score first; empty when there is no face.
+
+        Raises
+        ------
+        ImageNotFoundError, InvalidImageError
+            A missing path or an input that is not a valid image.
+
+        Examples
+        --------
+        >>> from emotionkit.io import sample_image_path
+        >>> rec = EmotionRecognizer.from_pretrained("cnn")
+        >>> faces = rec.predict(sample_image_path())
+        >>> len(faces), round(sum(faces[0].scores.values()), 4)
+        (1, 1.0)
+        """
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageInput]) -> list[list[FaceEmotion]]:
+        """Run :meth:`predict` on many images: batched detection, one classifier pass for all faces.
+
+        Parameters
+        ----------
+        images : sequence
+            Anything :meth:`predict` accepts, one per image.
+
+        Returns
+        -------
+        list of list of FaceEmotion
+            One list per image, in input order.
+        """
+        arrays = [load_image(im) for im in images]
+        detections = self._detector().detect_batch(arrays)
+        crops = [self.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
+        counts = [len(d) for d in detections]
+        if sum(counts) == 0:
+            return [[] for _ in arrays]
+        probs = self._probabilities(torch.cat(crops))
+        out, start = [], 0
+        for dets, n in zip(detections, counts):
+            out.append(self._results(dets, probs[start : start + n]))
+            start += n
+        return out
+
+    def __repr__(self) -> str:
+        detector = type(self.detector).__name__ if self.detector is not None else "None"
+        return (
+            f"EmotionRecognizer(backbone={self.backbone_name!r}, detector={detector}, "
+            f"input={self.preprocessor.channels}x{self.preprocessor.size[0]}x{self.preprocessor.size[1]}, "  # type: ignore[index]
+            f"device={str(self.device)!r})"
+        )
+
+
+def _make_detector(detector: str | FaceDetector | None, device: Any, options: Mapping[str, Any] | None) -> FaceDetector | None:
+    if detector is None:
+        return None
+    if isinstance(detector, str):
+        spec = load_plugin("detectors", detector)
+        return spec.build(device=device, **dict(options or {}))
+    if not isinstance(detector, FaceDetector):
+        raise TypeError(f"detector must be a registered name, a FaceDetector or None, got {type(detector).__name__}.")
+    return detector

@@ -1,0 +1,94 @@
+"""Result types and the canonical label order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EMOTIONS", "Detection", "FaceEmotion"]
+
+#: The canonical class order of every emotionkit model (FER-2013's label order).
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found by a :class:`~emotionkit.interfaces.FaceDetector`.
+
+    Parameters
+    ----------
+    box : tuple of float
+        ``(x1, y1, x2, y2)`` in input-image pixels, clipped to the image.
+    score : float
+        Detector confidence in [0, 1].
+    landmarks : tuple of (x, y) pairs, optional
+        Five landmarks (left eye, right eye, nose, left mouth corner, right mouth corner)
+        in input-image pixels, or ``None`` when the detector gives none.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def width(self) -> float:
+        """Width of the box in pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        """Height of the box in pixels."""
+        return self.box[3] - self.box[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 5),
+            "landmarks": None
+            if self.landmarks is None
+            else [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+        }
+
+
+@dataclass(frozen=True)
+class FaceEmotion:
+    """The emotions of one face.
+
+    Parameters
+    ----------
+    detection : Detection
+        Where the face is.
+    scores : mapping of str to float
+        Probability of every class, in the model's label order; sums to 1.
+    label : str
+        The most probable class.
+    heatmap : numpy.ndarray, optional
+        An explanation in [0, 1] on the face crop's pixel grid, set only by
+        :meth:`~emotionkit.EmotionRecognizer.explain`.
+    """
+
+    detection: Detection
+    scores: Mapping[str, float]
+    label: str
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """Shortcut for ``detection.box``."""
+        return self.detection.box
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the top label."""
+        return float(self.scores[self.label])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary (the heatmap is left out)."""
+        out = self.detection.to_dict()
+        out["label"] = self.label
+        out["scores"] = {k: round(float(v), 6) for k, v in self.scores.items()}
+        return out
