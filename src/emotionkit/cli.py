@@ -15,6 +15,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "predict": "predict",
     "models": "models",
+    "train": "train",
 }
 
 

@@ -1,0 +1,1 @@
+"""Training and evaluation: augmentation, trainer with checkpoints and resume, metrics and reports."""

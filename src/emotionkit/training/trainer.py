@@ -1,0 +1,420 @@
+"""The trainer: weighted cross-entropy, AdamW, cosine or plateau schedule, early stopping, checkpoints, resume.
+
+A run directory holds everything: ``train_config.json``, ``history.json``,
+``checkpoint.pt`` (the last epoch, for resuming after a kill) and the best
+model in the :meth:`EmotionRecognizer.save_pretrained` layout (``config.json``,
+``preprocessor.json``, ``model.safetensors``), so
+``EmotionRecognizer.from_pretrained(run_dir)`` loads a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.fer2013 import FaceDataset
+from ..exceptions import IncompatibleComponentsError, InvalidDataError
+from ..preprocessing import FacePreprocessor
+from ..recognizer import EmotionRecognizer, build_backbone
+from ..registry import load_plugin
+from .augment import RandomAffineFlip
+from .metrics import classification_metrics, fit_temperature, softmax
+
+__all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``train_config.json``).
+
+    Parameters
+    ----------
+    backbone : str
+        Registered backbone name.
+    backbone_config : dict
+        Keyword arguments for the backbone's ``build``.
+    preprocessing : dict, optional
+        :class:`FacePreprocessor` config; default: the backbone spec's.
+    epochs : int
+        Maximum epochs.
+    batch_size : int
+        Mini-batch size.
+    lr, weight_decay : float
+        Optimiser settings (AdamW or Adam).
+    optimizer : {"adamw", "adam"}
+    schedule : {"cosine", "plateau"}
+        Cosine decay after a linear warm-up, or ReduceLROnPlateau on validation loss.
+    warmup_epochs : float
+        Linear warm-up length (cosine schedule).
+    plateau_patience, plateau_factor : int, float
+        ReduceLROnPlateau settings.
+    early_stopping_patience : int, optional
+        Stop after this many epochs without a better validation score.
+    label_smoothing : float
+        Cross-entropy label smoothing.
+    class_balance : {"none", "weights", "sampler"}
+        Class weights in the loss, or a weighted sampler, with strength ``balance_power``
+        (1 = inverse frequency, 0.5 = its square root).
+    augment : bool
+        Random rotation, shift, zoom and flip on the training split.
+    rotation, shift, zoom : float
+        Augmentation ranges (degrees, fractions).
+    time_budget_minutes : float, optional
+        Wall-clock budget: the cosine schedule anneals on whichever of steps or time runs out first,
+        and training ends when it does (so a run on a busy machine still finishes annealed).
+    distill_from : str, optional
+        A model name or directory used as teacher (knowledge distillation, Hinton et al. 2015).
+    distill_alpha, distill_temperature : float
+        Weight of the distillation term and its softmax temperature.
+    seed : int
+        Seed of initialisation, shuffling and augmentation.
+    threads : int, optional
+        ``torch.set_num_threads`` for this run.
+    tta_flip : bool
+        Also report metrics with horizontal-flip test-time augmentation.
+    init : {"scratch", "imagenet"}
+        Random initialisation, or timm's ImageNet weights (needs network access).
+    """
+
+    backbone: str = "cnn"
+    backbone_config: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    schedule: Literal["cosine", "plateau"] = "cosine"
+    warmup_epochs: float = 1.0
+    plateau_patience: int = 2
+    plateau_factor: float = 0.5
+    early_stopping_patience: int | None = None
+    label_smoothing: float = 0.1
+    class_balance: Literal["none", "weights", "sampler"] = "weights"
+    balance_power: float = 0.5
+    augment: bool = True
+    rotation: float = 10.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    time_budget_minutes: float | None = None
+    distill_from: str | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
+    seed: int = 0
+    threads: int | None = None
+    tta_flip: bool = True
+    init: Literal["scratch", "imagenet"] = "scratch"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
+    """Per-class weights ``(N / (K * count)) ** power``; classes without samples get weight 0.
+
+    Examples
+    --------
+    >>> class_weights(np.array([0, 0, 0, 1]), 2, power=1.0).round(3).tolist()
+    [0.667, 2.0]
+    """
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    w = np.zeros(num_classes)
+    nonzero = counts > 0
+    w[nonzero] = (labels.shape[0] / (num_classes * counts[nonzero])) ** power
+    return w
+
+
+def predict_logits(recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
+    """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces."""
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        logits = recognizer.logits(xb)
+        if tta_flip:
+            logits = (logits + recognizer.logits(torch.flip(xb, dims=[3]))) / 2.0
+        out.append(logits.numpy())
+    return np.concatenate(out) if out else np.empty((0, len(recognizer.labels)), np.float32)
+
+
+class Trainer:
+    """Train a registered backbone on a :class:`FaceDataset`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The recipe.
+    out_dir : str or os.PathLike
+        The run directory (created).
+    log : callable, optional
+        Where progress lines go (default: print to stderr).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, log: Any = None) -> None:
+        self.config = config
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        spec = load_plugin("backbones", config.backbone)
+        pre_cfg = dict(config.preprocessing or spec.preprocessing)
+        self.preprocessor = FacePreprocessor.from_dict(pre_cfg)
+        backbone_config = {**spec.default_config, **config.backbone_config}
+        backbone_config.setdefault("in_channels", self.preprocessor.channels)
+        if config.init == "imagenet":
+            backbone_config["pretrained"] = True
+        self.backbone_config = json.loads(json.dumps(backbone_config))  # JSON-normal form (tuples -> lists)
+        torch.manual_seed(config.seed)
+        self.model = build_backbone(config.backbone, backbone_config)
+        self.backbone_config.pop("pretrained", None)
+
+    # -------------------------------------------------------------------------------- helpers
+    def _recognizer(self, temperature: float = 1.0, meta: dict[str, Any] | None = None) -> EmotionRecognizer:
+        return EmotionRecognizer(
+            self.model,
+            self.preprocessor,
+            None,
+            backbone_name=self.config.backbone,
+            backbone_config=self.backbone_config,
+            temperature=temperature,
+            meta=meta,
+        )
+
+    def _tensors(self, data: FaceDataset) -> torch.Tensor:
+        chunks = [self.preprocessor.faces(data.images[i : i + 2048]) for i in range(0, len(data), 2048)]
+        return torch.cat(chunks)
+
+    def _check_classes(self, train: FaceDataset, val: FaceDataset) -> None:
+        for name, data in (("training", train), ("validation", val)):
+            missing = [c for c, n in data.class_counts().items() if n == 0]
+            if missing:
+                raise InvalidDataError(
+                    f"The {name} split has no samples of class(es) {', '.join(missing)}. "
+                    "Use a stratified split, or add data for those classes."
+                )
+
+    def _lr_factor(self, step: int, total_steps: int, start_time: float, elapsed_before: float) -> float:
+        cfg = self.config
+        progress = step / max(total_steps, 1)
+        if cfg.time_budget_minutes:
+            elapsed = elapsed_before + time.time() - start_time
+            progress = max(progress, elapsed / (cfg.time_budget_minutes * 60.0))
+        warm = cfg.warmup_epochs / max(cfg.epochs, 1)
+        if progress < warm:
+            return max(progress / warm, 1e-3)
+        return 0.5 * (1.0 + math.cos(math.pi * min((progress - warm) / max(1.0 - warm, 1e-9), 1.0)))
+
+    # -------------------------------------------------------------------------------- training
+    def fit(self, train: FaceDataset, val: FaceDataset, *, resume: bool = False) -> dict[str, Any]:
+        """Train, keeping the best epoch by validation macro-F1 then accuracy.
+
+        Parameters
+        ----------
+        train, val : FaceDataset
+            Training and validation splits (split *before* any augmentation).
+        resume : bool, default False
+            Continue from ``checkpoint.pt`` in the run directory.
+
+        Returns
+        -------
+        dict
+            ``history`` (one entry per epoch), ``best_epoch``, ``temperature``, ``val`` metrics
+            of the best model (calibrated), ``seconds``.
+
+        Raises
+        ------
+        InvalidDataError
+            A split without samples of some class.
+        IncompatibleComponentsError
+            Resuming from a checkpoint of another backbone or configuration.
+        """
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self._check_classes(train, val)
+        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        x_train, y_train = self._tensors(train), torch.as_tensor(train.labels)
+        x_val, y_val = self._tensors(val), val.labels
+        num_classes = len(train.classes)
+        weights = class_weights(train.labels, num_classes, cfg.balance_power)
+        loss_weight = torch.as_tensor(weights, dtype=torch.float32) if cfg.class_balance == "weights" else None
+        sample_weight = torch.as_tensor(weights[train.labels]) if cfg.class_balance == "sampler" else None
+        augment = RandomAffineFlip(cfg.rotation, cfg.shift, cfg.zoom) if cfg.augment else None
+        teacher = self._teacher()
+
+        model = self.model.to(memory_format=torch.channels_last)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+            if cfg.schedule == "plateau"
+            else None
+        )
+        gen = torch.Generator().manual_seed(cfg.seed)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "history": [], "best": None, "best_epoch": None, "bad_epochs": 0}
+        ckpt_path = self.out / CHECKPOINT_NAME
+        if resume and ckpt_path.is_file():
+            state = self._load_checkpoint(ckpt_path, model, opt, plateau, gen)
+            self.log(f"resumed from {ckpt_path} at epoch {state['epoch']}")
+
+        start = time.time()
+        stop_reason = "epochs"
+        while state["epoch"] < cfg.epochs:
+            epoch_start = time.time()
+            model.train()
+            if sample_weight is not None:
+                order = torch.multinomial(sample_weight, len(train), replacement=True, generator=gen)
+            else:
+                order = torch.randperm(len(train), generator=gen)
+            loss_sum, correct, seen, annealed = 0.0, 0, 0, False
+            for b in range(steps_per_epoch):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                if idx.numel() < 2:
+                    continue
+                xb, yb = x_train[idx], y_train[idx]
+                if augment is not None:
+                    xb = augment(xb, generator=gen)
+                xb = xb.contiguous(memory_format=torch.channels_last)
+                if plateau is None:
+                    factor = self._lr_factor(state["step"], total_steps, start, state["elapsed"])
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * factor
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = teacher.logits(xb)
+                    t = cfg.distill_temperature
+                    kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean") * t * t
+                    loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                state["step"] += 1
+                loss_sum += float(loss.detach()) * idx.numel()
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += idx.numel()
+                if plateau is None and cfg.time_budget_minutes and self._lr_factor(state["step"], total_steps, start, state["elapsed"]) <= 1e-4:
+                    annealed = True
+                    break
+            state["epoch"] += 1
+            val_logits = predict_logits(self._recognizer(), x_val)
+            val_probs = softmax(val_logits)
+            val_metrics = classification_metrics(y_val, val_probs, train.classes)
+            val_loss = float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(y_val)))
+            entry = {
+                "epoch": state["epoch"],
+                "train_loss": loss_sum / max(seen, 1),
+                "train_accuracy": correct / max(seen, 1),
+                "val_loss": val_loss,
+                "val_accuracy": val_metrics["accuracy"],
+                "val_macro_f1": val_metrics["macro_f1"],
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.time() - epoch_start,
+                "images_per_second": seen / max(time.time() - epoch_start, 1e-9),
+            }
+            state["history"].append(entry)
+            score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
+            if state["best"] is None or score > tuple(state["best"]):
+                state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
+                self._recognizer().save_pretrained(self.out)
+            else:
+                state["bad_epochs"] += 1
+            if plateau is not None:
+                plateau.step(val_loss)
+            self.log(
+                f"epoch {entry['epoch']:3d}/{cfg.epochs} train_loss {entry['train_loss']:.4f} acc {entry['train_accuracy']:.4f} | "
+                f"val_loss {val_loss:.4f} acc {entry['val_accuracy']:.4f} macro_f1 {entry['val_macro_f1']:.4f} | "
+                f"lr {entry['lr']:.2e} | {entry['seconds']:.0f}s ({entry['images_per_second']:.0f} img/s)"
+            )
+            state["elapsed"] += time.time() - start
+            start = time.time()
+            self._save_checkpoint(ckpt_path, model, opt, plateau, gen, state)
+            (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+            if cfg.early_stopping_patience is not None and state["bad_epochs"] > cfg.early_stopping_patience:
+                stop_reason = "early_stopping"
+                break
+            if annealed or (cfg.time_budget_minutes and state["elapsed"] >= cfg.time_budget_minutes * 60.0):
+                stop_reason = "time_budget"
+                break
+        return self._finish(x_val, y_val, train.classes, state, stop_reason)
+
+    def _finish(self, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...], state: dict[str, Any], stop_reason: str) -> dict[str, Any]:
+        """Reload the best epoch, fit its temperature on the validation split, and save it."""
+        best = EmotionRecognizer.from_pretrained(self.out, detector=None)
+        logits = predict_logits(best, x_val, tta_flip=False)
+        temperature = fit_temperature(logits, y_val)
+        before = classification_metrics(y_val, softmax(logits), classes)
+        after = classification_metrics(y_val, softmax(logits, temperature), classes)
+        meta = {
+            "training": {
+                "config": self.config.to_dict(),
+                "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"],
+                "stop_reason": stop_reason,
+                "seconds": round(state["elapsed"], 1),
+                "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 1),
+            },
+            "calibration": {"split": "validation", "temperature": temperature, "ece_before": before["ece"], "ece_after": after["ece"]},
+        }
+        self.model = best.model
+        self._recognizer(temperature, meta).save_pretrained(self.out)
+        summary = {"history": state["history"], "best_epoch": state["best_epoch"], "temperature": temperature, "val": after, "stop_reason": stop_reason}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    # -------------------------------------------------------------------------------- internals
+    def _teacher(self) -> EmotionRecognizer | None:
+        if not self.config.distill_from:
+            return None
+        teacher = EmotionRecognizer.from_pretrained(self.config.distill_from, detector=None)
+        if teacher.preprocessor.to_dict() != self.preprocessor.to_dict():
+            raise IncompatibleComponentsError(
+                f"The teacher {self.config.distill_from!r} was trained with preprocessing {teacher.preprocessor.to_dict()}, "
+                f"the student uses {self.preprocessor.to_dict()}; distillation needs the same input."
+            )
+        return teacher
+
+    def _save_checkpoint(self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator, state: dict[str, Any]) -> None:
+        payload = {
+            "backbone": self.config.backbone,
+            "backbone_config": self.backbone_config,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "plateau": plateau.state_dict() if plateau is not None else None,
+            "generator": gen.get_state(),
+            "state": json.dumps(state),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    def _load_checkpoint(self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator) -> dict[str, Any]:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload["backbone"] != self.config.backbone or payload["backbone_config"] != self.backbone_config:
+            raise IncompatibleComponentsError(
+                f"Cannot resume: {str(path)!r} is a checkpoint of backbone {payload['backbone']!r} with config "
+                f"{payload['backbone_config']}, but this run trains {self.config.backbone!r} with {self.backbone_config}. "
+                "Use another --out directory, or drop --resume."
+            )
+        model.load_state_dict(payload["model"])
+        opt.load_state_dict(payload["optimizer"])
+        if plateau is not None and payload["plateau"] is not None:
+            plateau.load_state_dict(payload["plateau"])
+        gen.set_state(payload["generator"])
+        return dict(json.loads(payload["state"]))
