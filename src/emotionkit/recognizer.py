@@ -383,6 +383,67 @@ class EmotionRecognizer:
             start += n
         return out
 
+    def explain(
+        self, image: ImageInput, target: str | None = None, method: str = "gradcam", **options: Any
+    ) -> list[FaceEmotion]:
+        """Find and classify every face, with a heatmap of the regions behind the decision.
+
+        Parameters
+        ----------
+        image : str, os.PathLike, PIL.Image.Image or numpy.ndarray
+            Anything :meth:`predict` accepts.
+        target : str, optional
+            The class to explain for every face; ``None`` explains each face's top label.
+        method : str, default "gradcam"
+            A registered explainer the backbone supports (``"gradcam"``; ``"attention"`` for the ViT).
+        **options
+            Explainer options (e.g. ``discard_ratio`` for ``"attention"``).
+
+        Returns
+        -------
+        list of FaceEmotion
+            As :meth:`predict`, with ``heatmap`` set: ``(h, w)`` float32 in [0, 1] on the face
+            crop's grid (:attr:`preprocessor` ``.size``) covering ``preprocessor.crop_box(face.detection)``;
+            :func:`emotionkit.explainers.heatmap_to_image` maps it onto the photo.
+
+        Raises
+        ------
+        UnknownPluginError
+            Unknown ``method`` (lists the available ones).
+        IncompatibleComponentsError
+            A method the backbone cannot do, e.g. ``"attention"`` on a CNN.
+        UnknownTargetError
+            ``target`` is not one of :attr:`labels`.
+        ImageNotFoundError, InvalidImageError
+            A missing path or an input that is not a valid image.
+
+        Examples
+        --------
+        >>> from emotionkit.io import sample_image_path
+        >>> rec = EmotionRecognizer(build_backbone("cnn"), FacePreprocessor(), backbone_name="cnn")  # untrained
+        >>> face = rec.explain(sample_image_path(), target="happy")[0]
+        >>> face.heatmap.shape, bool(face.heatmap.min() >= 0 and face.heatmap.max() <= 1)
+        ((48, 48), True)
+        """
+        from dataclasses import replace
+
+        from .explainers import get_explainer, resolve_targets
+
+        explainer = get_explainer(method, self.backbone_name, **options)
+        resolve_targets(target, self.labels, [])  # a bad target fails before any detection work
+        array = load_image(image)
+        detections = self._detector().detect(array)
+        if not detections:
+            return []
+        x = self.preprocessor.crops(array, detections)
+        probs = self._probabilities(x)
+        targets = resolve_targets(target, self.labels, [int(i) for i in probs.argmax(axis=1)])
+        x = x.to(self.device)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        maps = explainer(self.model, x, targets)
+        return [replace(face, heatmap=heatmap) for face, heatmap in zip(self._results(detections, probs), maps)]
+
     def __repr__(self) -> str:
         detector = type(self.detector).__name__ if self.detector is not None else "None"
         return (
