@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "models": "models",
     "train": "train",
+    "explain": "explain",
 }
 
 
