@@ -24,11 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="emotionkit", description="Facial expression recognition for photos, video and face crops.")
+    parser = argparse.ArgumentParser(
+        prog="emotionkit", description="Facial expression recognition for photos, video and face crops."
+    )
     parser.add_argument("--version", action="version", version=f"emotionkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         mod = importlib.import_module(f".commands.{module}", __package__)
         sub = mod.add_parser(subparsers)
         sub.set_defaults(_run=mod.run)

@@ -30,7 +30,7 @@ GROUPS: dict[str, str] = {
     "detectors": "emotionkit.detectors",
     "explainers": "emotionkit.explainers",
 }
-_SPEC_TYPES: dict[str, type] = {"backbones": BackboneSpec, "detectors": DetectorSpec, "explainers": ExplainerSpec}
+_SPEC_TYPES: dict[str, Any] = {"backbones": BackboneSpec, "detectors": DetectorSpec, "explainers": ExplainerSpec}
 _HOME = "emotionkit"
 
 
@@ -67,7 +67,7 @@ def _dist_name(ep: EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "<unknown distribution>"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _discover(kind: str) -> tuple[dict[str, tuple[PluginInfo, EntryPoint | None]], tuple[str, ...]]:
     found: dict[str, tuple[PluginInfo, EntryPoint | None]] = {}
     clashes: list[str] = []

@@ -23,7 +23,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .preprocessing import FacePreprocessor
 
-__all__ = ["WeightsSpec", "sha256sum", "load_weights", "save_weights", "CONFIG_NAME", "PREPROCESSOR_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "WeightsSpec",
+    "sha256sum",
+    "load_weights",
+    "save_weights",
+    "CONFIG_NAME",
+    "PREPROCESSOR_NAME",
+    "WEIGHTS_NAME",
+]
 
 CONFIG_NAME = "config.json"
 PREPROCESSOR_NAME = "preprocessor.json"

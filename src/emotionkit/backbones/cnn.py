@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -51,7 +52,9 @@ class EmotionCNN(nn.Module):
     ) -> None:
         super().__init__()
         if image_size % (2 ** len(widths)):
-            raise ValueError(f"image_size={image_size} must be divisible by 2**{len(widths)} for widths={tuple(widths)}.")
+            raise ValueError(
+                f"image_size={image_size} must be divisible by 2**{len(widths)} for widths={tuple(widths)}."
+            )
         blocks: list[nn.Module] = []
         channels = in_channels
         for width in widths:
@@ -81,7 +84,7 @@ def build_cnn(num_classes: int = 7, in_channels: int = 1, image_size: int = 48, 
     return EmotionCNN(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **config)
 
 
-def _last_conv_block(model: nn.Module) -> nn.Module:
+def _last_conv_block(model: Any) -> nn.Module:
     # The ReLU after the last conv of the last block: full 12x12 resolution before pooling.
     last_block = model.features[-1]
     relus = [m for m in last_block if isinstance(m, nn.ReLU)]

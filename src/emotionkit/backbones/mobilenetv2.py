@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..interfaces import BackboneSpec
@@ -47,9 +49,15 @@ def build_mobilenetv2(
     """
     from ._timm import create_timm_model
 
-    model = create_timm_model(variant, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, drop_rate=drop_rate)
+    model: Any = create_timm_model(
+        variant, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, drop_rate=drop_rate
+    )
     model.conv_stem.stride = (stem_stride, stem_stride)
     return model
+
+
+def _conv_head(model: Any) -> nn.Module:
+    return model.conv_head
 
 
 SPEC = BackboneSpec(
@@ -57,7 +65,7 @@ SPEC = BackboneSpec(
     build=build_mobilenetv2,
     default_config={"in_channels": 1, "image_size": 48},
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
-    target_layer=lambda model: model.conv_head,
+    target_layer=_conv_head,
     explainers=("gradcam",),
     weights=(),
     description="MobileNetV2 (timm), inverted residuals, stem stride 1 for 48x48 grayscale.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,8 +72,12 @@ class EmotionResNet(nn.Module):
     ) -> None:
         super().__init__()
         if not (len(widths) == len(blocks) == len(strides)):
-            raise ValueError(f"widths, blocks and strides must have the same length, got {widths}, {blocks}, {strides}.")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+            raise ValueError(
+                f"widths, blocks and strides must have the same length, got {widths}, {blocks}, {strides}."
+            )
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         stages: list[nn.Module] = []
         channels = widths[0]
         for width, count, stride in zip(widths, blocks, strides):
@@ -92,12 +97,16 @@ def build_resnet(num_classes: int = 7, in_channels: int = 1, image_size: int = 4
     return EmotionResNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **config)
 
 
+def _last_stage(model: Any) -> nn.Module:
+    return model.stages[-1]
+
+
 SPEC = BackboneSpec(
     name="resnet",
     build=build_resnet,
     default_config={"in_channels": 1, "image_size": 48},
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
-    target_layer=lambda model: model.stages[-1],
+    target_layer=_last_stage,
     explainers=("gradcam",),
     weights=(),
     description="Compact ResNet (basic residual blocks, global average pooling), 48x48 grayscale.",

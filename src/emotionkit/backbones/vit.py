@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..interfaces import BackboneSpec
@@ -72,9 +74,13 @@ def build_vit(
     )
 
 
-def _token_grid(model: nn.Module) -> tuple[int, int, int]:
+def _token_grid(model: Any) -> tuple[int, int, int]:
     rows, cols = model.patch_embed.grid_size
     return int(rows), int(cols), int(getattr(model, "num_prefix_tokens", 1))
+
+
+def _last_norm1(model: Any) -> nn.Module:
+    return model.blocks[-1].norm1
 
 
 SPEC = BackboneSpec(
@@ -82,7 +88,7 @@ SPEC = BackboneSpec(
     build=build_vit,
     default_config={"in_channels": 1, "image_size": 48, "patch_size": 8},
     preprocessing={"size": 48, "channels": 1, "mean": [0.5], "std": [0.5]},
-    target_layer=lambda model: model.blocks[-1].norm1,
+    target_layer=_last_norm1,
     token_grid=_token_grid,
     explainers=("gradcam", "attention"),
     weights=(),

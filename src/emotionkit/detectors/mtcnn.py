@@ -50,14 +50,22 @@ class MTCNNDetector:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as exc:  # pragma: no cover - core dependency
-            raise MissingDependencyError("The 'mtcnn' detector needs facenet-pytorch>=2.5.3: pip install 'facenet-pytorch>=2.5.3'") from exc
+            raise MissingDependencyError(
+                "The 'mtcnn' detector needs facenet-pytorch>=2.5.3: pip install 'facenet-pytorch>=2.5.3'"
+            ) from exc
         self.device = torch.device(device or "cpu")
         self.min_face_size = int(min_face_size)
         self.thresholds = [float(t) for t in thresholds]
         self.factor = float(factor)
         self.max_side = max_side
         self.min_score = float(min_score)
-        net = MTCNN(keep_all=True, device=self.device, min_face_size=self.min_face_size, thresholds=self.thresholds, factor=self.factor)
+        net = MTCNN(
+            keep_all=True,
+            device=self.device,
+            min_face_size=self.min_face_size,
+            thresholds=self.thresholds,
+            factor=self.factor,
+        )
         self._net = net.eval()
 
     def _scale(self, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -67,7 +75,9 @@ class MTCNNDetector:
         scale = self.max_side / max(h, w)
         from PIL import Image
 
-        small = Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        small = Image.fromarray(image).resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0
+        )
         return np.asarray(small), scale
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -100,7 +110,14 @@ class MTCNNDetector:
             batch = np.stack([scaled[i][0] for i in indices])
             with torch.inference_mode():
                 boxes, points = detect_face(
-                    batch, self.min_face_size, self._net.pnet, self._net.rnet, self._net.onet, self.thresholds, self.factor, self.device
+                    batch,
+                    self.min_face_size,
+                    self._net.pnet,
+                    self._net.rnet,
+                    self._net.onet,
+                    self.thresholds,
+                    self.factor,
+                    self.device,
                 )
             for i, found, marks in zip(indices, boxes, points):
                 h, w = images[i].shape[:2]

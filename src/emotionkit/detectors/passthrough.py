@@ -38,4 +38,6 @@ def _build(device: Any = None, **options: Any) -> WholeImageDetector:
     return WholeImageDetector()
 
 
-SPEC = DetectorSpec(name="none", build=_build, description="No detection: the whole image is one face (FER-style crops).")
+SPEC = DetectorSpec(
+    name="none", build=_build, description="No detection: the whole image is one face (FER-style crops)."
+)
