@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exceptions import ImageNotFoundError, InvalidImageError
 
-__all__ = ["ImageInput", "load_image", "to_uint8_rgb", "to_float01", "sample_image_path"]
+__all__ = ["ImageInput", "ImageTooLargeError", "load_image", "to_uint8_rgb", "to_float01", "sample_image_path"]
 
 #: What ``predict`` accepts: a path, a PIL image or an array.
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+
+class ImageTooLargeError(InvalidImageError, Image.DecompressionBombError):
+    """A file over Pillow's decompression-bomb limit; also a ``PIL.Image.DecompressionBombError``."""
+
 
 _ALLOWED = "a path to an image file, a PIL.Image, or an ndarray of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
 
@@ -45,15 +49,21 @@ def sample_image_path() -> Path:
 def _open_path(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     if not p.exists():
-        raise ImageNotFoundError(f"Image not found: {str(p)!r}. Check the path (the working directory is {os.getcwd()!r}).")
+        raise ImageNotFoundError(
+            f"Image not found: {str(p)!r}. Check the path (the working directory is {os.getcwd()!r})."
+        )
     if p.is_dir():
-        raise InvalidImageError(f"Expected an image file, got the directory {str(p)!r}. Pass the files inside it one by one.")
+        raise InvalidImageError(
+            f"Expected an image file, got the directory {str(p)!r}. Pass the files inside it one by one."
+        )
     try:
         with Image.open(p) as im:
             im.load()
             return _pil_to_array(im)
-    except Image.DecompressionBombError:
-        raise
+    except Image.DecompressionBombError as exc:  # the guard stays on; the error says what to do
+        raise ImageTooLargeError(
+            f"Refusing to decode {str(p)!r}: {exc} If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InvalidImageError(
             f"Could not read {str(p)!r} as an image ({type(exc).__name__}: {exc}). "
@@ -64,7 +74,10 @@ def _open_path(path: str | os.PathLike) -> np.ndarray:
 def _pil_to_array(im: Image.Image) -> np.ndarray:
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return to_uint8_rgb(np.asarray(im))
+        array = np.asarray(im)
+        if im.mode == "I" and array.size and 255 < array.max() <= 65535 and array.min() >= 0:
+            array = array.astype(np.uint16)  # 16-bit data in a 32-bit integer file (e.g. TIFF)
+        return to_uint8_rgb(array)
     return np.asarray(im.convert("RGB"))
 
 

@@ -138,7 +138,7 @@ class FacePreprocessor:
 
         if not detections:
             return torch.empty((0, self.channels, *self.size), dtype=torch.float32)  # type: ignore[misc]
-        src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        src = torch.tensor(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if self.channels == 1:
             src = rgb_to_gray(src)  # crop 1 channel instead of 3
         boxes = torch.tensor([[0.0, *self.crop_box(d)] for d in detections], dtype=torch.float32)
@@ -168,7 +168,9 @@ class FacePreprocessor:
         if isinstance(faces, torch.Tensor):
             faces = faces.detach().cpu().numpy()
         if not isinstance(faces, np.ndarray):
-            raise InvalidImageError(f"Expected faces as an ndarray of shape (N, H, W) or (N, H, W, C), got {type(faces).__name__}.")
+            raise InvalidImageError(
+                f"Expected faces as an ndarray of shape (N, H, W) or (N, H, W, C), got {type(faces).__name__}."
+            )
         if faces.ndim == 3:
             faces = faces[..., None]
         if faces.ndim != 4 or faces.shape[-1] not in (1, 3, 4):
@@ -177,7 +179,9 @@ class FacePreprocessor:
                 "(channels last). For a single face add a leading axis: faces[None]."
             )
         if 0 in faces.shape:
-            raise InvalidImageError(f"Received an empty batch of faces of shape {faces.shape}; N, H and W must be >= 1.")
+            raise InvalidImageError(
+                f"Received an empty batch of faces of shape {faces.shape}; N, H and W must be >= 1."
+            )
         x = torch.from_numpy(to_float01(faces)[..., :3]).permute(0, 3, 1, 2)
         if x.shape[1] == 3 and self.channels == 1:
             x = rgb_to_gray(x)
