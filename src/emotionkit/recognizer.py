@@ -78,6 +78,11 @@ def _uses_convolutions(model: nn.Module) -> bool:
     return sum(isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) for m in model.modules()) > 2
 
 
+def _first_conv_channels(model: nn.Module) -> int | None:
+    """Input channels of the first ``nn.Conv2d`` (the stem or patch embedding), or ``None`` without one."""
+    return next((int(m.in_channels) for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+
+
 class EmotionRecognizer:
     """Find faces, preprocess them as the weights were trained, classify and explain.
 
@@ -125,7 +130,7 @@ class EmotionRecognizer:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.backbone_config = dict(backbone_config or {})
-        in_channels = self.backbone_config.get("in_channels")
+        in_channels = self.backbone_config.get("in_channels", _first_conv_channels(backbone))
         if in_channels is not None and int(in_channels) != preprocessor.channels:
             raise IncompatibleComponentsError(
                 f"The preprocessor gives {preprocessor.channels}-channel faces but backbone {backbone_name!r} expects "
