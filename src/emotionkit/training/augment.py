@@ -3,6 +3,8 @@
 One random affine per image (rotation, shift, zoom) and a horizontal flip,
 applied to a whole batch with a single ``affine_grid`` / ``grid_sample`` call
 (tens of microseconds per image), so augmentation never bottlenecks training.
+:func:`augment_copies` is the seed's offline variant (N stored copies per image);
+both are applied to the training part only, after :func:`~emotionkit.data.splits.split_dataset`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RandomAffineFlip"]
+from ..data.fer2013 import FaceDataset
+
+__all__ = ["RandomAffineFlip", "augment_copies"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,58 @@ class RandomAffineFlip:
         theta[:, 1, 2] = ty
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augment_copies(
+    data: FaceDataset, copies: int, *, seed: int = 0, augment: RandomAffineFlip | None = None
+) -> FaceDataset:
+    """Return the images followed by ``copies`` randomly transformed copies of each (offline augmentation).
+
+    Apply it to the training part only, after splitting: copies of an image must never reach the
+    validation or test parts (the seed augmented first and leaked them into its test set).
+
+    Parameters
+    ----------
+    data : FaceDataset
+        The training part; ``(N, H, W)`` or ``(N, H, W, 3)`` uint8 images.
+    copies : int
+        Transformed copies per image (0 returns ``data``).
+    seed : int, default 0
+        Seed of the transforms.
+    augment : RandomAffineFlip, optional
+        The transform (default: rotation 10 degrees, shift and zoom 10%, flip).
+
+    Returns
+    -------
+    FaceDataset
+        ``N * (copies + 1)`` rows: the originals, then copy 1 of every image, copy 2...;
+        labels, usages and ids follow their source image.
+
+    Examples
+    --------
+    >>> data = FaceDataset(np.zeros((3, 48, 48), np.uint8), np.array([0, 1, 2]))
+    >>> more = augment_copies(data, 2)
+    >>> len(more), more.labels.tolist()
+    (9, [0, 1, 2, 0, 1, 2, 0, 1, 2])
+    """
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}.")
+    if copies == 0 or len(data) == 0:
+        return data
+    augment = augment or RandomAffineFlip()
+    gen = torch.Generator().manual_seed(seed)
+    images = data.images if data.images.ndim == 4 else data.images[..., None]
+    out = [data.images]
+    for _ in range(copies):
+        for start in range(0, len(images), 1024):
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + 1024])).permute(0, 3, 1, 2).float()
+            y = (augment(x, generator=gen) + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out.append(y.reshape(y.shape[:3]) if data.images.ndim == 3 else y)
+    reps = copies + 1
+    return FaceDataset(
+        np.concatenate(out),
+        np.tile(data.labels, reps),
+        data.classes,
+        None if data.usage is None else np.tile(data.usage, reps),
+        None if data.ids is None else np.tile(data.ids, reps),
+    )

@@ -9,6 +9,7 @@ model in the :meth:`EmotionRecognizer.save_pretrained` layout (``config.json``,
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -28,12 +29,15 @@ from ..exceptions import IncompatibleComponentsError, InvalidDataError
 from ..preprocessing import FacePreprocessor
 from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
-from .augment import RandomAffineFlip
+from .augment import RandomAffineFlip, augment_copies
+from .finetune import set_trainable
 from .metrics import classification_metrics, fit_temperature, softmax
 
 __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# Settings a resumed run may change without a warning (more epochs, another machine).
+_RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_minutes", "threads", "progress", "early_stopping_patience"})
 
 
 @dataclass
@@ -86,7 +90,21 @@ class TrainConfig:
     tta_flip : bool
         Also report metrics with horizontal-flip test-time augmentation.
     init : {"scratch", "imagenet"}
-        Random initialisation, or timm's ImageNet weights (needs network access).
+        Random initialisation, or timm's ImageNet weights (needs network access; fails at once,
+        with what to do instead, when offline).
+    augment_copies : int
+        Offline augmentation, the seed's recipe: this many transformed copies of every training
+        image are added to the training part (never to validation) before training.
+    freeze_epochs : int
+        Two-phase fine-tuning: the first ``freeze_epochs`` epochs train only the head on a frozen
+        base; then the top ``unfreeze_layers`` layers below it (all when ``None``) train too, at
+        ``lr * finetune_lr_factor``. 0 trains everything from the start.
+    unfreeze_layers : int, optional
+        Layers unfrozen in the second phase (see :func:`~emotionkit.training.finetune.layer_groups`).
+    finetune_lr_factor : float
+        Learning-rate factor of the second phase.
+    progress : bool, optional
+        Show a progress bar per epoch on stderr (default: when stderr is a terminal).
     """
 
     backbone: str = "cnn"
@@ -117,6 +135,11 @@ class TrainConfig:
     threads: int | None = None
     tta_flip: bool = True
     init: Literal["scratch", "imagenet"] = "scratch"
+    augment_copies: int = 0
+    freeze_epochs: int = 0
+    unfreeze_layers: int | None = None
+    finetune_lr_factor: float = 0.1
+    progress: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -138,7 +161,9 @@ def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> n
     return w
 
 
-def predict_logits(recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
+def predict_logits(
+    recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool = False
+) -> np.ndarray:
     """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces."""
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -174,6 +199,11 @@ class Trainer:
         backbone_config = {**spec.default_config, **config.backbone_config}
         backbone_config.setdefault("in_channels", self.preprocessor.channels)
         if config.init == "imagenet":
+            if "pretrained" not in inspect.signature(spec.build).parameters:
+                raise IncompatibleComponentsError(
+                    f"init='imagenet' needs a backbone with ImageNet weights in timm (such as mobilenetv2 or vit); "
+                    f"{config.backbone!r} has none. Use init='scratch' (--init scratch)."
+                )
             backbone_config["pretrained"] = True
         self.backbone_config = json.loads(json.dumps(backbone_config))  # JSON-normal form (tuples -> lists)
         torch.manual_seed(config.seed)
@@ -244,7 +274,10 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self._check_classes(train, val)
-        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if cfg.augment_copies:  # offline copies of the training part only (it was split before)
+            train = augment_copies(
+                train, cfg.augment_copies, seed=cfg.seed, augment=RandomAffineFlip(cfg.rotation, cfg.shift, cfg.zoom)
+            )
         x_train, y_train = self._tensors(train), torch.as_tensor(train.labels)
         x_val, y_val = self._tensors(val), val.labels
         num_classes = len(train.classes)
@@ -255,7 +288,7 @@ class Trainer:
         teacher = self._teacher()
 
         model = self.model.to(memory_format=torch.channels_last)
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = list(model.parameters())  # frozen ones (no gradient) are skipped by the optimiser
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         plateau = (
@@ -266,17 +299,44 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
-        state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "history": [], "best": None, "best_epoch": None, "bad_epochs": 0}
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "step": 0,
+            "elapsed": 0.0,
+            "history": [],
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+        }
         ckpt_path = self.out / CHECKPOINT_NAME
         if resume and ckpt_path.is_file():
             state = self._load_checkpoint(ckpt_path, model, opt, plateau, gen)
             self.log(f"resumed from {ckpt_path} at epoch {state['epoch']}")
+        elif resume:
+            self.log(f"no checkpoint at {ckpt_path}: starting from scratch")
+        # Written only now, so a refused resume leaves the run's own config in place.
+        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        show_progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
 
         start = time.time()
         stop_reason = "epochs"
         while state["epoch"] < cfg.epochs:
             epoch_start = time.time()
+            frozen, lr_scale = self._phase(model, opt, plateau, state["epoch"])
             model.train()
+            for module in frozen:  # frozen layers keep their batch-norm statistics
+                module.eval()
+            bar = None
+            if show_progress:
+                from tqdm import tqdm
+
+                bar = tqdm(
+                    total=steps_per_epoch,
+                    desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+                    unit="batch",
+                    leave=False,
+                    file=sys.stderr,
+                )
             if sample_weight is not None:
                 order = torch.multinomial(sample_weight, len(train), replacement=True, generator=gen)
             else:
@@ -293,14 +353,18 @@ class Trainer:
                 if plateau is None:
                     factor = self._lr_factor(state["step"], total_steps, start, state["elapsed"])
                     for group in opt.param_groups:
-                        group["lr"] = cfg.lr * factor
+                        group["lr"] = cfg.lr * factor * lr_scale
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher.logits(xb)
                     t = cfg.distill_temperature
-                    kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean") * t * t
+                    kd = (
+                        F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean")
+                        * t
+                        * t
+                    )
                     loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -309,9 +373,18 @@ class Trainer:
                 loss_sum += float(loss.detach()) * idx.numel()
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += idx.numel()
-                if plateau is None and cfg.time_budget_minutes and self._lr_factor(state["step"], total_steps, start, state["elapsed"]) <= 1e-4:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+                if (
+                    plateau is None
+                    and cfg.time_budget_minutes
+                    and self._lr_factor(state["step"], total_steps, start, state["elapsed"]) <= 1e-4
+                ):
                     annealed = True
                     break
+            if bar is not None:
+                bar.close()
             state["epoch"] += 1
             val_logits = predict_logits(self._recognizer(), x_val)
             val_probs = softmax(val_logits)
@@ -328,6 +401,8 @@ class Trainer:
                 "seconds": time.time() - epoch_start,
                 "images_per_second": seen / max(time.time() - epoch_start, 1e-9),
             }
+            if cfg.freeze_epochs > 0:
+                entry["phase"] = 1 if state["epoch"] <= cfg.freeze_epochs else 2
             state["history"].append(entry)
             score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
             if state["best"] is None or score > tuple(state["best"]):
@@ -346,7 +421,7 @@ class Trainer:
             start = time.time()
             self._save_checkpoint(ckpt_path, model, opt, plateau, gen, state)
             (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
-            if cfg.early_stopping_patience is not None and state["bad_epochs"] > cfg.early_stopping_patience:
+            if cfg.early_stopping_patience is not None and state["bad_epochs"] >= cfg.early_stopping_patience:
                 stop_reason = "early_stopping"
                 break
             if annealed or (cfg.time_budget_minutes and state["elapsed"] >= cfg.time_budget_minutes * 60.0):
@@ -354,7 +429,9 @@ class Trainer:
                 break
         return self._finish(x_val, y_val, train.classes, state, stop_reason)
 
-    def _finish(self, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...], state: dict[str, Any], stop_reason: str) -> dict[str, Any]:
+    def _finish(
+        self, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...], state: dict[str, Any], stop_reason: str
+    ) -> dict[str, Any]:
         """Reload the best epoch, fit its temperature on the validation split, and save it."""
         best = EmotionRecognizer.from_pretrained(self.out, detector=None)
         logits = predict_logits(best, x_val, tta_flip=False)
@@ -370,15 +447,46 @@ class Trainer:
                 "seconds": round(state["elapsed"], 1),
                 "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 1),
             },
-            "calibration": {"split": "validation", "temperature": temperature, "ece_before": before["ece"], "ece_after": after["ece"]},
+            "calibration": {
+                "split": "validation",
+                "temperature": temperature,
+                "ece_before": before["ece"],
+                "ece_after": after["ece"],
+            },
         }
         self.model = best.model
         self._recognizer(temperature, meta).save_pretrained(self.out)
-        summary = {"history": state["history"], "best_epoch": state["best_epoch"], "temperature": temperature, "val": after, "stop_reason": stop_reason}
+        summary = {
+            "history": state["history"],
+            "best_epoch": state["best_epoch"],
+            "temperature": temperature,
+            "val": after,
+            "stop_reason": stop_reason,
+        }
+        if self.config.tta_flip:
+            summary["val_tta_flip"] = classification_metrics(
+                y_val, softmax(predict_logits(best, x_val, tta_flip=True), temperature), classes
+            )
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     # -------------------------------------------------------------------------------- internals
+    def _phase(self, model: nn.Module, opt: Any, plateau: Any, epoch: int) -> tuple[list[nn.Module], float]:
+        """Apply two-phase fine-tuning before 0-based ``epoch``; return the frozen layers and the LR scale."""
+        cfg = self.config
+        if cfg.freeze_epochs <= 0:
+            return [], 1.0
+        phase = 1 if epoch < cfg.freeze_epochs else 2
+        frozen = set_trainable(model, phase, cfg.unfreeze_layers)
+        if phase == 2 and epoch == cfg.freeze_epochs:
+            self.log(
+                f"fine-tuning phase 2: unfreezing {'all' if cfg.unfreeze_layers is None else cfg.unfreeze_layers} layer(s) at lr x {cfg.finetune_lr_factor}"
+            )
+            if plateau is not None:  # the cosine schedule applies the scale itself, every step
+                for group in opt.param_groups:
+                    group["lr"] *= cfg.finetune_lr_factor
+        return frozen, (1.0 if phase == 1 else cfg.finetune_lr_factor)
+
     def _teacher(self) -> EmotionRecognizer | None:
         if not self.config.distill_from:
             return None
@@ -390,7 +498,9 @@ class Trainer:
             )
         return teacher
 
-    def _save_checkpoint(self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator, state: dict[str, Any]) -> None:
+    def _save_checkpoint(
+        self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator, state: dict[str, Any]
+    ) -> None:
         payload = {
             "backbone": self.config.backbone,
             "backbone_config": self.backbone_config,
@@ -398,13 +508,17 @@ class Trainer:
             "optimizer": opt.state_dict(),
             "plateau": plateau.state_dict() if plateau is not None else None,
             "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),  # dropout draws from it: needed for an exact resume
             "state": json.dumps(state),
+            "train_config": json.dumps(self.config.to_dict()),
         }
         tmp = path.with_suffix(".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, path)
 
-    def _load_checkpoint(self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator) -> dict[str, Any]:
+    def _load_checkpoint(
+        self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator
+    ) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload["backbone"] != self.config.backbone or payload["backbone_config"] != self.backbone_config:
             raise IncompatibleComponentsError(
@@ -412,9 +526,20 @@ class Trainer:
                 f"{payload['backbone_config']}, but this run trains {self.config.backbone!r} with {self.backbone_config}. "
                 "Use another --out directory, or drop --resume."
             )
+        saved = json.loads(payload.get("train_config") or "{}")
+        changed = sorted(
+            k for k, v in self.config.to_dict().items() if k in saved and saved[k] != v and k not in _RESUMABLE_CHANGES
+        )
+        if changed:
+            self.log(
+                f"warning: resuming {str(path)!r} with changed settings {', '.join(f'{k}: {saved[k]!r} -> {self.config.to_dict()[k]!r}' for k in changed)}; "
+                "the run will not match an uninterrupted one."
+            )
         model.load_state_dict(payload["model"])
         opt.load_state_dict(payload["optimizer"])
         if plateau is not None and payload["plateau"] is not None:
             plateau.load_state_dict(payload["plateau"])
         gen.set_state(payload["generator"])
+        if payload.get("torch_rng") is not None:
+            torch.set_rng_state(payload["torch_rng"])
         return dict(json.loads(payload["state"]))
