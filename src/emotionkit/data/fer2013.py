@@ -100,6 +100,7 @@ def read_fer2013(
     *,
     usage: str | Iterable[str] | None = None,
     limit: int | None = None,
+    limit_per_usage: int | None = None,
 ) -> FaceDataset:
     """Read the official FER-2013 CSV.
 
@@ -111,6 +112,9 @@ def read_fer2013(
         Keep only these Usage values (``"Training"``, ``"PublicTest"``, ``"PrivateTest"``).
     limit : int, optional
         Stop after this many kept rows (for quick looks and tests).
+    limit_per_usage : int, optional
+        Keep at most this many rows of each Usage (e.g. the first 300 Training and the first
+        300 PublicTest rows, in one pass).
 
     Returns
     -------
@@ -138,6 +142,7 @@ def read_fer2013(
     labels: list[int] = []
     usages: list[str] = []
     ids: list[int] = []
+    per_usage: dict[str, int] = {}
     with opener(p, "rb") as raw:
         lines = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         header = _split_row(next(lines, ""))
@@ -158,6 +163,12 @@ def read_fer2013(
                 )
             if wanted is not None and row_usage not in wanted:
                 continue
+            if limit_per_usage is not None:
+                if per_usage.get(row_usage, 0) >= limit_per_usage:
+                    if wanted is not None and all(per_usage.get(u, 0) >= limit_per_usage for u in wanted):
+                        break
+                    continue
+                per_usage[row_usage] = per_usage.get(row_usage, 0) + 1
             try:
                 label = int(label_text)
             except ValueError:

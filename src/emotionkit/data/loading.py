@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from ..exceptions import ImageNotFoundError
 from .fer2013 import FaceDataset, default_data_dir, read_fer2013
 from .folders import read_image_folder
-from .splits import canonical_usage
+from .splits import DataSplits, canonical_usage, split_dataset
 
-__all__ = ["load_dataset", "is_csv_source"]
+__all__ = ["load_dataset", "load_splits", "concatenate", "is_csv_source"]
 
 
 def is_csv_source(path: str | os.PathLike) -> bool:
@@ -84,3 +86,73 @@ def load_dataset(
             usage = [canonical_usage(u) or u for u in names]
         return read_fer2013(p, usage=usage, limit=limit)
     return read_image_folder(p, usage=usage, max_per_class=limit, **folder_options)
+
+
+def concatenate(parts: Sequence[FaceDataset]) -> FaceDataset:
+    """Join datasets with the same classes (usages and ids kept when every part has them).
+
+    Examples
+    --------
+    >>> a = FaceDataset(np.zeros((2, 4, 4), np.uint8), np.array([0, 1]))
+    >>> len(concatenate([a, a]))
+    4
+    """
+    if not parts:
+        raise ValueError("concatenate needs at least one dataset.")
+    classes = parts[0].classes
+    if any(p.classes != classes for p in parts):
+        raise ValueError(f"Cannot join datasets with different classes: {[p.classes for p in parts]}.")
+
+    def join(name: str) -> np.ndarray | None:
+        values = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return FaceDataset(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        classes,
+        join("usage"),
+        join("ids"),
+    )
+
+
+def load_splits(
+    path: str | os.PathLike | None = None,
+    method: Literal["official", "stratified"] = "official",
+    *,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    drop_duplicates: bool = False,
+    limit: int | None = None,
+    **folder_options: Any,
+) -> DataSplits:
+    """Load a dataset and split it (before any augmentation) into training, validation and test parts.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        As :func:`load_dataset`.
+    method, fractions, val_fraction, seed, drop_duplicates
+        As :func:`~emotionkit.data.splits.split_dataset`.
+    limit : int, optional
+        CSV: the first ``limit`` rows of each usage (one pass); image tree: at most
+        ``limit`` images per class folder. For quick runs and tests.
+    **folder_options
+        As :func:`load_dataset`.
+
+    Returns
+    -------
+    DataSplits
+        Its ``settings`` also record ``data`` (the path) and ``limit``.
+    """
+    p = Path(path) if path is not None else default_data_dir()
+    if limit is not None and p.exists() and is_csv_source(p):
+        data = read_fer2013(p, limit_per_usage=limit)
+    else:
+        data = load_dataset(p, limit=limit, **folder_options)
+    splits = split_dataset(
+        data, method, fractions=fractions, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates
+    )
+    splits.settings.update({"data": str(p), "limit": limit})
+    return splits
