@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "models": "models",
     "train": "train",
+    "evaluate": "evaluate",
+    "compare": "compare",
     "explain": "explain",
 }
 

@@ -1,9 +1,18 @@
-"""``emotionkit train``: train a backbone on FER-2013 (or an image folder) into a run directory."""
+"""``emotionkit train``: train a backbone on FER-2013 (or an image folder) into a run directory.
+
+The data are split first (official Usage split or a seeded stratified one), then only the
+training part is augmented. The run directory ends up with the best model (it loads with
+``EmotionRecognizer.from_pretrained(run_dir)``), ``history.json``, ``checkpoint.pt`` for
+``--resume``, ``data.json``/``data.md`` (split sizes, class distribution, duplicates) and, when
+the data have a test part, the test report (``report.json``, ``report.md``, plots).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -11,33 +20,115 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train``."""
     p = subparsers.add_parser("train", help="train a backbone; the run directory loads with from_pretrained")
     p.add_argument("--backbone", default="cnn", help="registered backbone name (default: cnn)")
-    p.add_argument("--data", default=None, help="FER-2013 CSV or the folder holding fer2013/ (default: $EMOTIONKIT_DATA)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="FER-2013 CSV (.csv/.csv.gz), the folder holding fer2013/, or an image tree root/<emotion>/*.jpg "
+        "or root/train/<emotion>/*.jpg (default: $EMOTIONKIT_DATA)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--optimizer", choices=["adamw", "adam"], default="adamw")
     p.add_argument("--schedule", choices=["cosine", "plateau"], default="cosine")
+    p.add_argument(
+        "--plateau-patience", type=int, default=2, help="epochs without a lower validation loss before the LR drops"
+    )
+    p.add_argument("--plateau-factor", type=float, default=0.5, help="LR factor of each plateau drop")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-balance", choices=["none", "weights", "sampler"], default="weights")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
-    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="anneal and stop within this wall time")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="stratified part of Training used for validation")
+    p.add_argument(
+        "--time-budget", type=float, default=None, metavar="MINUTES", help="anneal and stop within this wall time"
+    )
+    p.add_argument(
+        "--split",
+        choices=["official", "stratified"],
+        default="official",
+        help="official: the data's own Training/PublicTest (or train/test folders) split; stratified: pool all and "
+        "split by --fractions (default official)",
+    )
+    p.add_argument("--fractions", default="0.6,0.2,0.2", help="train,validation,test fractions of --split stratified")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="stratified part of Training used for validation (official split)",
+    )
+    p.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="drop validation/test images that also appear, pixel-identical, in training (always counted)",
+    )
+    p.add_argument(
+        "--augment-copies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N augmented copies of each training image (offline)",
+    )
+    p.add_argument("--no-augment", action="store_true", help="no on-the-fly augmentation")
+    p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation in the test report")
+    p.add_argument(
+        "--face-detector", choices=["none", "mtcnn"], default="none", help="image folders: crop faces with MTCNN first"
+    )
+    p.add_argument(
+        "--ignore", action="append", default=[], metavar="FOLDER", help="image folders: leave out this class folder"
+    )
     p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
     p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
     p.add_argument("--distill-from", default=None, help="teacher model name or directory")
     p.add_argument("--init", choices=["scratch", "imagenet"], default="scratch")
+    p.add_argument(
+        "--freeze-epochs", type=int, default=0, help="two-phase fine-tuning: epochs that train only the head"
+    )
+    p.add_argument(
+        "--unfreeze-layers", type=int, default=None, help="layers unfrozen after --freeze-epochs (default all)"
+    )
+    p.add_argument("--finetune-lr-factor", type=float, default=0.1, help="LR factor after --freeze-epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="CSV: first N rows of each usage; folders: N images per class (smoke tests)",
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+    )
+    p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     return p
 
 
+def folder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Image-folder reader options given on the command line (empty for the defaults)."""
+    options: dict[str, Any] = {}
+    if getattr(args, "face_detector", "none") != "none":
+        options["detector"] = args.face_detector
+    if getattr(args, "ignore", None):
+        options["ignore"] = list(args.ignore)
+    return options
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    from ..exceptions import InvalidDataError
+
+    try:
+        return tuple(float(f) for f in text.split(","))
+    except ValueError as exc:
+        raise InvalidDataError(f"--fractions must be comma-separated numbers like 0.6,0.2,0.2, got {text!r}.") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``train``."""
-    from ..data.fer2013 import read_fer2013
-    from ..data.splits import stratified_split
+    from ..data.loading import load_splits
+    from ..recognizer import EmotionRecognizer
+    from ..training.evaluate import evaluate
+    from ..training.reports import distribution_markdown, write_report
     from ..training.trainer import TrainConfig, Trainer
 
     config = TrainConfig(
@@ -48,19 +139,75 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
         schedule=args.schedule,
+        plateau_patience=args.plateau_patience,
+        plateau_factor=args.plateau_factor,
         label_smoothing=args.label_smoothing,
         class_balance=args.class_balance,
         early_stopping_patience=args.early_stopping,
+        augment=not args.no_augment,
         time_budget_minutes=args.time_budget,
         distill_from=args.distill_from,
         init=args.init,
         seed=args.seed,
         threads=args.threads,
+        tta_flip=args.tta,
+        augment_copies=args.augment_copies,
+        freeze_epochs=args.freeze_epochs,
+        unfreeze_layers=args.unfreeze_layers,
+        finetune_lr_factor=args.finetune_lr_factor,
+        progress=args.progress,
     )
-    data = read_fer2013(args.data, usage="Training", limit=args.limit)
-    train_idx, val_idx = stratified_split(data.labels, (1.0 - args.val_fraction, args.val_fraction), seed=args.seed)
-    summary = Trainer(config, args.out).fit(data.subset(train_idx), data.subset(val_idx), resume=args.resume)
-    val = summary["val"]
-    print(json.dumps({"out": args.out, "best_epoch": summary["best_epoch"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]}))
+    trainer = Trainer(config, args.out)  # builds the model first: a bad backbone or init fails before any data is read
+    options = folder_options(args)
+    splits = load_splits(
+        args.data,
+        args.split,
+        fractions=_fractions(args.fractions),
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        drop_duplicates=args.drop_duplicates,
+        limit=args.limit,
+        **options,
+    )
+    out = Path(args.out)
+    table = distribution_markdown(splits.class_counts())
+    description = {**splits.to_dict(), "folder_options": options}
+    (out / "data.json").write_text(json.dumps(description, indent=2) + "\n")
+    (out / "data.md").write_text(
+        f"# Data\n\n- source: {splits.settings.get('data')}\n- split: {splits.method} {json.dumps(splits.settings)}\n"
+        f"- exact duplicates across parts: {json.dumps(splits.duplicates)}\n\n{table}\n"
+    )
+    print(f"{splits.method} split, class distribution:\n{table}\nduplicates: {splits.duplicates}", file=sys.stderr)
+
+    summary = trainer.fit(splits.train, splits.val, resume=args.resume)
+    result: dict[str, Any] = {
+        "out": args.out,
+        "best_epoch": summary["best_epoch"],
+        "val_accuracy": summary["val"]["accuracy"],
+        "val_macro_f1": summary["val"]["macro_f1"],
+    }
+    if splits.test is not None and not args.no_report:
+        test_name = splits.settings.get("test_usage") or f"test part of the stratified split (seed {args.seed})"
+        duplicates = {
+            "found": splits.duplicates.get("test_in_train", 0),
+            "groups": splits.duplicates.get("test_groups", 0),
+            "dropped": splits.duplicates.get("dropped", False),
+        }
+        recognizer = EmotionRecognizer.from_pretrained(out, detector=None)
+        report = evaluate(
+            recognizer,
+            splits.test,
+            tta_flip=args.tta,
+            split=test_name,
+            source=splits.settings.get("data"),
+            model=out.name,
+            extra={"duplicates": duplicates},
+        )
+        write_report(report, out, history=summary["history"])
+        result.update(
+            {"test_split": test_name, "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
+        )
+    print(json.dumps(result))
     return 0
