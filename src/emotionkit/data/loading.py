@@ -53,7 +53,8 @@ def load_dataset(
     usage : str or sequence of str, optional
         Keep only these usages / split folders.
     limit : int, optional
-        CSV: the first ``limit`` kept rows; image tree: at most ``limit`` images per class folder.
+        CSV: the first ``limit`` rows of each usage; image tree: at most ``limit`` images per
+        class folder.
     **folder_options
         Passed to :func:`~emotionkit.data.folders.read_image_folder` (``detector="mtcnn"``,
         ``size``, ``ignore``...); not allowed for a CSV.
@@ -84,7 +85,7 @@ def load_dataset(
         if usage is not None:
             names = [usage] if isinstance(usage, str) else list(usage)
             usage = [canonical_usage(u) or u for u in names]
-        return read_fer2013(p, usage=usage, limit=limit)
+        return read_fer2013(p, usage=usage, limit_per_usage=limit)
     return read_image_folder(p, usage=usage, max_per_class=limit, **folder_options)
 
 
@@ -147,10 +148,7 @@ def load_splits(
         Its ``settings`` also record ``data`` (the path) and ``limit``.
     """
     p = Path(path) if path is not None else default_data_dir()
-    if limit is not None and p.exists() and is_csv_source(p):
-        data = read_fer2013(p, limit_per_usage=limit)
-    else:
-        data = load_dataset(p, limit=limit, **folder_options)
+    data = load_dataset(p, limit=limit, **folder_options)
     splits = split_dataset(
         data, method, fractions=fractions, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates
     )
