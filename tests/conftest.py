@@ -28,7 +28,9 @@ def fer_csv() -> Path:
     """Path of the real FER-2013 CSV; skips when EMOTIONKIT_DATA has no fer2013/."""
     path = _fer_csv()
     if path is None:
-        pytest.skip(f"FER-2013 not found under EMOTIONKIT_DATA={os.environ['EMOTIONKIT_DATA']!r}; set it to the folder holding fer2013/")
+        pytest.skip(
+            f"FER-2013 not found under EMOTIONKIT_DATA={os.environ['EMOTIONKIT_DATA']!r}; set it to the folder holding fer2013/"
+        )
     return path
 
 
@@ -52,3 +54,85 @@ def sample_photo() -> Path:
     from emotionkit.io import sample_image_path
 
     return sample_image_path()
+
+
+# --- models, detectors and plugins -------------------------------------------------------------------------------
+# The plugin distributions under tests/plugins are put on sys.path by `use_plugins`, never collected
+# (emotionkit_brokennet fails to import on purpose).
+collect_ignore_glob = ["plugins/*"]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """An untrained 'cnn' recognizer written by save_pretrained (independent of any bundled weights).
+
+    Its BatchNorm running statistics are moved off their defaults, so a save/load that dropped
+    buffers would change its outputs.
+    """
+    import torch
+
+    from emotionkit import EmotionRecognizer, FacePreprocessor, build_backbone
+    from emotionkit.backbones.cnn import SPEC
+
+    torch.manual_seed(0)
+    model = build_backbone("cnn").train()
+    with torch.no_grad():
+        model(torch.rand(32, 1, 48, 48) * 0.5 + 0.25)
+    pre = FacePreprocessor.from_dict(dict(SPEC.preprocessing))
+    rec = EmotionRecognizer(model, pre, backbone_name="cnn", backbone_config=dict(SPEC.default_config))
+    return rec.save_pretrained(tmp_path_factory.mktemp("models") / "cnn-untrained")
+
+
+@pytest.fixture(scope="session")
+def recognizer(model_dir):
+    """The `model_dir` recognizer with the 'none' detector (every image is one face)."""
+    from emotionkit import EmotionRecognizer
+
+    return EmotionRecognizer.from_pretrained(model_dir, detector="none")
+
+
+@pytest.fixture(scope="session")
+def mtcnn_recognizer(model_dir):
+    """The `model_dir` recognizer with the MTCNN face detector."""
+    from emotionkit import EmotionRecognizer
+
+    return EmotionRecognizer.from_pretrained(model_dir, detector="mtcnn")
+
+
+@pytest.fixture(scope="session")
+def sample_face_box() -> tuple[float, float, float, float]:
+    """The astronaut's face in the 512x512 sample photo, labelled by hand: (x1, y1, x2, y2), brow to chin, ear to ear."""
+    return (182.0, 60.0, 268.0, 170.0)
+
+
+@pytest.fixture(scope="session")
+def sample_faces(mtcnn_recognizer, sample_photo):
+    """What `mtcnn_recognizer.predict` finds on the sample photo (computed once)."""
+    return mtcnn_recognizer.predict(sample_photo)
+
+
+@pytest.fixture
+def use_plugins(monkeypatch):
+    """Return ``use(*names)``: put plugin distributions from tests/plugins on sys.path and PYTHONPATH.
+
+    The registry is refreshed on use and again after the test, when sys.path is restored.
+    """
+    import sys
+
+    from emotionkit import registry
+
+    def use(*names: str) -> list[str]:
+        paths = [str(PLUGINS / name) for name in names]
+        for path in paths:
+            monkeypatch.syspath_prepend(path)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        registry.refresh()
+        return paths
+
+    yield use
+    for module in [
+        m for m in sys.modules if m.startswith(("emotionkit_tinynet", "emotionkit_brokennet", "emotionkit_clash"))
+    ]:
+        del sys.modules[module]
+    registry.refresh()
