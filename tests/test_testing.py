@@ -1,0 +1,130 @@
+"""emotionkit.testing.check_backbone: passes the built-ins, and names the broken promise of a bad backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from emotionkit.exceptions import EmotionKitError
+from emotionkit.interfaces import BackboneSpec
+from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet", "mobilenetv2", "vit"])
+def test_builtin_backbones_conform(name):
+    passed = check_backbone(name)
+    assert passed == [c for c in CHECKS if c != "weights"] or passed == list(CHECKS)
+
+
+class Small(nn.Module):
+    """A correct little backbone the failure cases below break one promise at a time."""
+
+    def __init__(self, num_classes: int = 7, in_channels: int = 1, image_size: int = 16) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.head(self.act(self.conv(x)).mean((2, 3)))
+
+
+def spec_of(cls=Small, **overrides) -> BackboneSpec:
+    fields = {
+        "name": "small",
+        "build": lambda num_classes=7, **kw: cls(num_classes=num_classes, **kw),
+        "default_config": {"in_channels": 1, "image_size": 16},
+        "preprocessing": {"size": 16, "channels": 1},
+        "target_layer": lambda m: m.act,
+    }
+    return BackboneSpec(**{**fields, **overrides})
+
+
+def test_a_correct_unregistered_spec_passes():
+    passed = check_backbone(spec_of())
+    assert "recognizer" in passed and "save_pretrained" not in passed  # not registered: no from_pretrained round trip
+
+
+class FixedOutputs(Small):
+    def __init__(self, num_classes: int = 7, **kw) -> None:
+        super().__init__(num_classes=7, **kw)  # ignores num_classes
+
+
+class BatchStatistics(Small):
+    def forward(self, x):
+        h = self.act(self.conv(x))
+        return self.head(((h - h.mean(0)) / (h.std(0, correction=0) + 1e-5)).mean((2, 3)))
+
+
+class Noisy(Small):
+    def forward(self, x):
+        return super().forward(x) + torch.rand(x.shape[0], 1)
+
+
+class UnusedParameter(Small):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.extra = nn.Linear(3, 3)
+
+
+class HiddenBuffer(Small):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.register_buffer("scale", torch.rand(1) + 0.5, persistent=False)
+
+    def forward(self, x):
+        return super().forward(x) * self.scale
+
+
+class NaNs(Small):
+    def forward(self, x):
+        return super().forward(x) * float("nan")
+
+
+@pytest.mark.parametrize(
+    ("spec", "check", "fragment"),
+    [
+        (spec_of(FixedOutputs), "num_classes", "(3, 7)"),
+        (spec_of(NaNs), "output_shape", "finite"),
+        (spec_of(Noisy), "determinism", "Disable dropout"),
+        (spec_of(BatchStatistics), "batch_independence", "running statistics"),
+        (spec_of(UnusedParameter), "gradients", "extra.weight"),
+        (spec_of(HiddenBuffer), "state_dict", "buffer"),
+        (spec_of(target_layer=lambda m: nn.ReLU()), "target_layer", "not a submodule"),
+        (spec_of(target_layer=lambda m: m.head), "target_layer", "spatial"),
+        (spec_of(target_layer=None), "spec", "target_layer is None"),
+        (spec_of(preprocessing={"size": 16, "channels": 3}), "preprocessing", "in_channels=1"),
+        (spec_of(preprocessing={"size": 24, "channels": 1}), "preprocessing", "image_size=16"),
+        (spec_of(preprocessing={"size": 16, "channels": 1, "colour": True}), "preprocessing", "colour"),
+        (spec_of(build=lambda **kw: "not a module"), "build", "str"),
+    ],
+    ids=[
+        "num-classes",
+        "nan",
+        "noisy",
+        "batch-statistics",
+        "unused-parameter",
+        "hidden-buffer",
+        "foreign-target",
+        "flat-target",
+        "no-target",
+        "channels",
+        "size",
+        "bad-preprocessing",
+        "not-a-module",
+    ],
+)
+def test_broken_backbones_fail_the_right_check(spec, check, fragment):
+    with pytest.raises(BackboneCheckError) as excinfo:
+        check_backbone(spec)
+    err = excinfo.value
+    assert isinstance(err, AssertionError) and isinstance(err, EmotionKitError)
+    assert f"failed check {check!r}" in str(err) and fragment in str(err), str(err)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="BackboneSpec or a registered backbone name"):
+        check_backbone(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        check_backbone("cnn", batch_size=1)
