@@ -214,7 +214,10 @@ def _parse_pixels(rows: list[str], ids: list[int], name: str) -> np.ndarray:
     """Parse all pixel strings at once (one C-level pass); name the first bad row on failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        flat = np.fromstring(" ".join(rows), dtype=np.int64, sep=" ") if rows else np.empty(0, np.int64)
+        try:
+            flat = np.fromstring(" ".join(rows), dtype=np.int64, sep=" ") if rows else np.empty(0, np.int64)
+        except ValueError:  # numpy >= 2.3 raises on a non-numeric token (older ones stopped early)
+            flat = np.empty(0, np.int64)
     if flat.size != len(rows) * _SIDE * _SIDE or (flat.size and (flat.min() < 0 or flat.max() > 255)):
         for row_id, text in zip(ids, rows):  # slow path only to find and name the bad row
             try:
@@ -227,4 +230,9 @@ def _parse_pixels(rows: list[str], ids: list[int], name: str) -> np.ndarray:
                 raise InvalidDataError(
                     f"{name} row {row_id}: pixel values must be 0-255, got {values.min()}..{values.max()}."
                 )
+            if values.size != _SIDE * _SIDE:
+                raise InvalidDataError(
+                    f"{name} row {row_id}: expected {_SIDE * _SIDE} pixels (48x48), got {values.size}. Fix or drop that row."
+                )
+        flat = np.concatenate([np.array(text.split(), dtype=np.int64) for text in rows])
     return flat.astype(np.uint8).reshape(-1, _SIDE, _SIDE)
