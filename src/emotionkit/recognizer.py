@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -21,7 +21,8 @@ from .types import EMOTIONS, Detection, FaceEmotion
 from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, load_weights, save_weights
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from .video.smoothing import Smoother
+    from .video.stream import VideoStream
 
 __all__ = ["EmotionRecognizer", "DEFAULT_MODEL", "build_backbone", "bundled_models"]
 
@@ -448,6 +449,81 @@ class EmotionRecognizer:
             x = x.contiguous(memory_format=torch.channels_last)
         maps = explainer(self.model, x, targets)
         return [replace(face, heatmap=heatmap) for face, heatmap in zip(self._results(detections, probs), maps)]
+
+    def stream(
+        self,
+        source: str | os.PathLike | int,
+        *,
+        every: int = 1,
+        smoothing: Literal["ema", "window", "none"] | Smoother = "ema",
+        alpha: float = 0.3,
+        window: int = 8,
+        iou_threshold: float = 0.3,
+        max_age: int | None = None,
+        min_hits: int = 2,
+        max_frames: int | None = None,
+        camera_options: dict[str, str] | None = None,
+    ) -> VideoStream:
+        """Follow every face of a video file or camera over time, frame by frame.
+
+        Returns a :class:`~emotionkit.video.VideoStream`: an iterator of
+        :class:`~emotionkit.video.FrameResult` (frame index, time, tracked faces with a stable
+        track id and raw and smoothed probabilities). Frames are processed one at a time, so
+        memory stays flat on long videos. Needs PyAV (``pip install 'emotionkit[video]'``).
+
+        Parameters
+        ----------
+        source : str, os.PathLike or int
+            A video file, or a camera index (``0`` is the default camera).
+        every : int, default 1
+            Detect faces on every ``every``-th frame; in between, boxes are carried and still classified.
+        smoothing : {"ema", "window", "none"} or Smoother, default "ema"
+            Per-track temporal smoothing of the probabilities.
+        alpha : float, default 0.3
+            EMA weight of the newest frame (smaller is steadier).
+        window : int, default 8
+            Frames averaged by ``"window"``.
+        iou_threshold, max_age, min_hits
+            Tracker settings, see :class:`~emotionkit.video.IoUTracker` (``max_age`` defaults to ``max(30, 3 * every)``).
+        max_frames : int, optional
+            Stop after this many frames.
+        camera_options : mapping of str to str, optional
+            FFmpeg camera options, e.g. ``{"video_size": "640x480", "framerate": "30"}``.
+
+        Returns
+        -------
+        emotionkit.video.VideoStream
+            Iterate it, or use it in a ``with`` block; ``.fps``, ``.size``, ``.frame_count`` describe the source.
+
+        Raises
+        ------
+        VideoNotFoundError, InvalidVideoError, CameraError
+            Missing, corrupt or video-less files; cameras that cannot be opened.
+        VideoOptionError
+            ``every``, smoothing or tracker settings out of range.
+
+        Examples
+        --------
+        >>> rec = EmotionRecognizer.from_pretrained("cnn")  # doctest: +SKIP
+        >>> for frame in rec.stream("talk.mp4", every=2):  # doctest: +SKIP
+        ...     for face in frame.faces:
+        ...         print(frame.time, face.track_id, face.label, round(face.confidence, 2))
+        """
+        from .video.stream import VideoStream
+
+        return VideoStream(
+            self,
+            source,
+            every=every,
+            smoothing=smoothing,
+            alpha=alpha,
+            window=window,
+            iou_threshold=iou_threshold,
+            max_age=max_age,
+            min_hits=min_hits,
+            max_frames=max_frames,
+            camera_options=camera_options,
+        )
 
     def __repr__(self) -> str:
         detector = type(self.detector).__name__ if self.detector is not None else "None"
