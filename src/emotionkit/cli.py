@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "compare": "compare",
     "explain": "explain",
+    "video": "video",
 }
 
 
