@@ -25,6 +25,7 @@ if importlib.util.find_spec("emotionkit") is None:  # building from a checkout w
 os.environ.setdefault("EMOTIONKIT_DATA", str(ROOT.parent / "shared" / "data"))
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("KERAS_HOME", str(DOCS / "_build" / "keras-home"))
 
 import emotionkit  # noqa: E402
 
@@ -63,8 +64,10 @@ autodoc_class_signature = "mixed"
 autosummary_generate = False  # pages come from ek_api, one object documented once
 autosummary_imported_members = True
 # Optional dependencies are mocked only where they are missing, so their modules still document.
+# EMOTIONKIT_DOCS_MOCK=keras,av mocks installed ones too (to check a build as CI, which lacks them, does it).
 _OPTIONAL = ("keras", "jax", "tensorflow", "onnxruntime", "av")
-autodoc_mock_imports = [name for name in _OPTIONAL if importlib.util.find_spec(name) is None]
+_FORCED = [name for name in os.environ.get("EMOTIONKIT_DOCS_MOCK", "").split(",") if name in _OPTIONAL]
+autodoc_mock_imports = sorted({*_FORCED, *(name for name in _OPTIONAL if importlib.util.find_spec(name) is None)})
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True

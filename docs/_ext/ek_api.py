@@ -95,8 +95,13 @@ def _key(obj: Any, module: str, name: str) -> tuple[Any, ...]:
     return ("data", name, id(obj))
 
 
-def collect() -> tuple[list[Page], dict[str, str]]:
-    """Walk the public modules; return the pages and a map of alternative names to documented names."""
+def collect(mocked: list[str] | tuple[str, ...] = ()) -> tuple[list[Page], dict[str, str]]:
+    """Walk the public modules; return the pages and a map of alternative names to documented names.
+
+    Modules are imported with ``mocked`` optional dependencies mocked, as autodoc will import them.
+    """
+    from sphinx.ext.autodoc.mock import mock
+
     pages: list[Page] = []
     home: dict[tuple[Any, ...], str] = {}
     aliases: dict[str, str] = {}
@@ -111,7 +116,8 @@ def collect() -> tuple[list[Page], dict[str, str]]:
             logger.info(f"[ek_api] {name} does not exist (yet); no API page for it")
             continue
         try:
-            module = importlib.import_module(name)
+            with mock(list(mocked)):
+                module = importlib.import_module(name)
         except Exception as exc:  # a real error in a module that exists
             logger.warning(f"[ek_api] cannot import {name}: {type(exc).__name__}: {exc}")
             continue
@@ -173,7 +179,7 @@ def generate(app: Any) -> None:
     """``builder-inited``: write ``generated/api/<module>.rst`` and ``generated/api/index.rst``."""
     out = Path(app.srcdir) / "generated" / "api"
     out.mkdir(parents=True, exist_ok=True)
-    pages, aliases = collect()
+    pages, aliases = collect(app.config.autodoc_mock_imports)
     app.env.ek_api_aliases = aliases
     wanted = {f"{p.module}.rst" for p in pages} | {"index.rst"}
     for stale in out.glob("*.rst"):

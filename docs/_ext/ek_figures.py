@@ -55,7 +55,9 @@ def generate(app: Any) -> None:
         seconds = time.perf_counter() - start
         missing = [f for f in figures if not (out / f).is_file()]
         if proc.returncode != 0 or missing:
-            logger.warning(f"[ek_figures] {script} failed (exit {proc.returncode}, missing {missing}):\n{output[-3000:]}")
+            logger.warning(
+                f"[ek_figures] {script} failed (exit {proc.returncode}, missing {missing}):\n{output[-3000:]}"
+            )
         else:
             logger.info(f"[ek_figures] {script}: {', '.join(figures)} in {seconds:.1f} s")
 
