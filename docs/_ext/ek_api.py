@@ -12,6 +12,7 @@ exists but fails to import is a warning (an error under ``-W``).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -95,17 +96,32 @@ def _key(obj: Any, module: str, name: str) -> tuple[Any, ...]:
     return ("data", name, id(obj))
 
 
+def _assigns(module: Any, attr: str) -> bool:
+    """Whether ``module``'s source assigns ``attr`` at top level (where autodoc finds its ``#:`` comment)."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in tree.body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+            return True
+    return False
+
+
 def collect(mocked: list[str] | tuple[str, ...] = ()) -> tuple[list[Page], dict[str, str]]:
     """Walk the public modules; return the pages and a map of alternative names to documented names.
 
     Modules are imported with ``mocked`` optional dependencies mocked, as autodoc will import them.
+    A class or function is documented at the first module exporting it; a constant at the module
+    that assigns it (where its ``#:`` comment is), when that module is public.
     """
     from sphinx.ext.autodoc.mock import mock
 
-    pages: list[Page] = []
-    home: dict[tuple[Any, ...], str] = {}
-    aliases: dict[str, str] = {}
-    queue = [m for m in PUBLIC_MODULES]
+    walked: list[tuple[Page, Any, list[tuple[str, Any]]]] = []
+    queue = list(PUBLIC_MODULES)
     seen: set[str] = set()
     while queue:
         name = queue.pop(0)
@@ -121,34 +137,42 @@ def collect(mocked: list[str] | tuple[str, ...] = ()) -> tuple[list[Page], dict[
         except Exception as exc:  # a real error in a module that exists
             logger.warning(f"[ek_api] cannot import {name}: {type(exc).__name__}: {exc}")
             continue
-        page = Page(name, name)
-        names = list(getattr(module, "__all__", []))
-        for attr in names:
+        members = []
+        for attr in getattr(module, "__all__", []):
             if attr.startswith("__"):
                 continue
             try:
-                obj = getattr(module, attr)
+                members.append((attr, getattr(module, attr)))
             except AttributeError as exc:
                 logger.warning(f"[ek_api] {name}.__all__ names {attr!r}, which does not exist: {exc}")
-                continue
-            key = _key(obj, name, attr)
-            full = f"{name}.{attr}"
-            if key in home:
+        subs = _public_submodules(module)
+        page = Page(name, name, submodules=[s for s in subs if _exists(s)])
+        walked.append((page, module, members))
+        # Submodules come right after their package, before the next listed module.
+        queue[0:0] = [s for s in subs if s not in seen]
+
+    home: dict[tuple[Any, ...], str] = {}
+    for page, module, members in walked:  # constants: their assigning module first
+        for attr, obj in members:
+            key = _key(obj, page.module, attr)
+            if key[0] == "data" and key not in home and _assigns(module, attr):
+                home[key] = f"{page.module}.{attr}"
+    aliases: dict[str, str] = {}
+    for page, _module, members in walked:
+        for attr, obj in members:
+            key = _key(obj, page.module, attr)
+            full = f"{page.module}.{attr}"
+            home.setdefault(key, full)
+            if home[key] != full:
                 page.reexported.append((attr, home[key]))
                 aliases[full] = home[key]
                 continue
-            home[key] = full
             page.documented.append((attr, _directive(obj)))
             defined = getattr(obj, "__module__", None)
             qual = getattr(obj, "__qualname__", None)
             if (inspect.isclass(obj) or inspect.isfunction(obj)) and defined and qual and f"{defined}.{qual}" != full:
                 aliases[f"{defined}.{qual}"] = full
-        subs = _public_submodules(module)
-        page.submodules = [s for s in subs if _exists(s)]
-        # Submodules come right after their package, before the next listed module.
-        queue[0:0] = [s for s in subs if s not in seen]
-        pages.append(page)
-    return pages, aliases
+    return [page for page, _, _ in walked], aliases
 
 
 def _rst(page: Page) -> str:
@@ -160,7 +184,7 @@ def _rst(page: Page) -> str:
         lines += [f"   {attr}" for attr, _ in page.documented]
         lines.append("")
     if page.reexported:
-        lines += ["Also available here (documented where first exported):", ""]
+        lines += ["Also available here (documented at the linked name):", ""]
         lines += [f"- ``{page.module}.{attr}``: :obj:`{target}`" for attr, target in page.reexported]
         lines.append("")
     if page.submodules:
