@@ -46,11 +46,33 @@ class FaceDetector(Protocol):
     """
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Return the faces in one image."""
+        """Return the faces in one image.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB.
+
+        Returns
+        -------
+        list of Detection
+            Highest score first; empty when there is no face.
+        """
         ...
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Return the faces in each of several images."""
+        """Return the faces in each of several images.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Detection
+            One list per image, in input order.
+        """
         ...
 
 
@@ -62,15 +84,45 @@ class Preprocessor(Protocol):
     size: tuple[int, int]
 
     def crops(self, image: np.ndarray, detections: Sequence[Detection]) -> torch.Tensor:
-        """Crop every detection from an ``(H, W, 3)`` uint8 image into ``(N, C, H, W)`` float32."""
+        """Crop every detection from an ``(H, W, 3)`` uint8 image into ``(N, C, H, W)`` float32.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB.
+        detections : sequence of Detection
+            Faces in ``image``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(len(detections), channels, *size)`` float32.
+        """
         ...
 
     def faces(self, faces: np.ndarray) -> torch.Tensor:
-        """Turn pre-cropped faces ``(N, H, W)`` or ``(N, H, W, C)`` into ``(N, C, H, W)`` float32."""
+        """Turn pre-cropped faces ``(N, H, W)`` or ``(N, H, W, C)`` into ``(N, C, H, W)`` float32.
+
+        Parameters
+        ----------
+        faces : numpy.ndarray
+            ``(N, H, W)`` or ``(N, H, W, C)`` face crops.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, channels, *size)`` float32.
+        """
         ...
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable config that ``from_dict`` reads back."""
+        """Return a JSON-serialisable config that ``from_dict`` reads back.
+
+        Returns
+        -------
+        dict
+            Saved as ``preprocessor.json`` beside the weights.
+        """
         ...
 
 
@@ -79,7 +131,22 @@ class Explainer(Protocol):
     """Explains a backbone's decision as a heatmap per input."""
 
     def __call__(self, model: nn.Module, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
-        """Return ``(N, H, W)`` heatmaps in [0, 1] on the input's pixel grid."""
+        """Return ``(N, H, W)`` heatmaps in [0, 1] on the input's pixel grid.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The backbone, in eval mode.
+        x : torch.Tensor
+            Preprocessed faces ``(N, C, H, W)`` on the model's device.
+        targets : sequence of int
+            The class index to explain for each face.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, H, W)`` float32 in [0, 1].
+        """
         ...
 
 
@@ -125,7 +192,17 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """How to build a face detector: ``build(device=None, **options) -> FaceDetector``."""
+    """How to build a face detector: ``build(device=None, **options) -> FaceDetector``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"mtcnn"``.
+    build : callable
+        ``build(device=None, **options) -> FaceDetector``.
+    description : str
+        One line for ``emotionkit models``.
+    """
 
     name: str
     build: Callable[..., FaceDetector]
@@ -134,7 +211,17 @@ class DetectorSpec:
 
 @dataclass(frozen=True)
 class ExplainerSpec:
-    """How to build an explainer: ``build(spec: BackboneSpec, **options) -> Explainer``."""
+    """How to build an explainer: ``build(spec: BackboneSpec, **options) -> Explainer``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"gradcam"``.
+    build : callable
+        ``build(spec, **options) -> Explainer``, given the backbone's :class:`BackboneSpec`.
+    description : str
+        One line for ``emotionkit models``.
+    """
 
     name: str
     build: Callable[..., Explainer]

@@ -22,6 +22,7 @@ from .interfaces import BackboneSpec, DetectorSpec, ExplainerSpec
 
 __all__ = ["PluginInfo", "Kind", "GROUPS", "list_plugins", "load_plugin", "register", "refresh"]
 
+#: The kinds of plugin, one entry-point group each (see :data:`GROUPS`).
 Kind = Literal["backbones", "detectors", "explainers"]
 
 #: Entry-point group of each kind of plugin.

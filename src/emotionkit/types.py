@@ -44,7 +44,13 @@ class Detection:
         return self.box[3] - self.box[1]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dictionary."""
+        """Return a JSON-serialisable dictionary.
+
+        Returns
+        -------
+        dict
+            ``box`` (list of 4 floats), ``score`` and ``landmarks`` (list of ``[x, y]`` or ``None``).
+        """
         return {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 5),
@@ -87,7 +93,13 @@ class FaceEmotion:
         return float(self.scores[self.label])
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dictionary (the heatmap is left out)."""
+        """Return a JSON-serialisable dictionary (the heatmap is left out).
+
+        Returns
+        -------
+        dict
+            The detection's fields (:meth:`Detection.to_dict`) plus ``label`` and ``scores``.
+        """
         out = self.detection.to_dict()
         out["label"] = self.label
         out["scores"] = {k: round(float(v), 6) for k, v in self.scores.items()}

@@ -33,8 +33,11 @@ __all__ = [
     "WEIGHTS_NAME",
 ]
 
+#: File of a saved model's configuration (backbone, its config, labels, temperature, metadata).
 CONFIG_NAME = "config.json"
+#: File of a saved model's :class:`~emotionkit.preprocessing.FacePreprocessor` config.
 PREPROCESSOR_NAME = "preprocessor.json"
+#: File of a saved model's weights (safetensors).
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -156,21 +159,45 @@ class WeightsSpec:
         return Path(str(resources.files(self.package).joinpath(self.directory)))
 
     def exists(self) -> bool:
-        """Whether the weights file is present."""
+        """Whether the weights file is present.
+
+        Returns
+        -------
+        bool
+            ``True`` when ``model.safetensors`` exists in :attr:`path`.
+        """
         return (self.path / WEIGHTS_NAME).is_file()
 
     def config(self) -> dict[str, Any]:
-        """Return the saved ``config.json``."""
+        """Return the saved ``config.json``.
+
+        Returns
+        -------
+        dict
+            Backbone name and config, labels, temperature, weights sha256, metadata.
+        """
         return dict(json.loads((self.path / CONFIG_NAME).read_text()))
 
     def preprocessor(self) -> FacePreprocessor:
-        """Build the preprocessing these weights were trained with."""
+        """Build the preprocessing these weights were trained with.
+
+        Returns
+        -------
+        FacePreprocessor
+            Read from ``preprocessor.json``.
+        """
         from .preprocessing import FacePreprocessor
 
         return FacePreprocessor.from_dict(json.loads((self.path / PREPROCESSOR_NAME).read_text()))
 
     def card(self) -> dict[str, Any]:
-        """Return the model card: ``meta`` updated with ``card.json`` when present."""
+        """Return the model card: ``meta`` updated with ``card.json`` when present.
+
+        Returns
+        -------
+        dict
+            Architecture, training command, metrics and the protocol behind them (whatever the card holds).
+        """
         out = dict(self.meta)
         card = self.path / "card.json"
         if card.is_file():
@@ -178,5 +205,16 @@ class WeightsSpec:
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Load the verified state dict."""
+        """Load the verified state dict.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            The weights, on the CPU.
+
+        Raises
+        ------
+        ChecksumMismatchError
+            The file's sha256 differs from :attr:`sha256`.
+        """
         return load_weights(self.path / WEIGHTS_NAME, self.sha256)
