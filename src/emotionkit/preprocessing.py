@@ -26,7 +26,18 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
-    """Convert ``(N, 3, H, W)`` RGB to ``(N, 1, H, W)`` luma with PIL's weights."""
+    """Convert ``(N, 3, H, W)`` RGB to ``(N, 1, H, W)`` luma with PIL's weights.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(N, 3, H, W)`` RGB.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 1, H, W)``, ``0.299 R + 0.587 G + 0.114 B`` (ITU-R 601, as ``PIL.Image.convert("L")``).
+    """
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
     return r * _LUMA[0] + g * _LUMA[1] + b * _LUMA[2]
 
@@ -45,6 +56,12 @@ class FacePreprocessor:
         Per-channel normalisation applied after scaling to [0, 1].
     margin : float, default 0.1
         Fraction of the detected box's longer side added around the face before cropping.
+
+    Raises
+    ------
+    ValueError
+        ``channels`` not 1 or 3, ``mean``/``std`` of the wrong length, ``std`` not positive,
+        ``margin`` outside [0, 2].
 
     Examples
     --------
@@ -81,7 +98,13 @@ class FacePreprocessor:
 
     # -- configuration -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable config; :meth:`from_dict` reads it back."""
+        """Return a JSON-serialisable config; :meth:`from_dict` reads it back.
+
+        Returns
+        -------
+        dict
+            ``size`` (list of 2 ints), ``channels``, ``mean``, ``std``, ``margin``.
+        """
         out = asdict(self)
         out["size"] = list(self.size)  # type: ignore[arg-type]
         out["mean"], out["std"] = list(self.mean), list(self.std)
@@ -89,7 +112,17 @@ class FacePreprocessor:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> FacePreprocessor:
-        """Build from :meth:`to_dict`'s output (unknown keys raise ``TypeError``)."""
+        """Build from :meth:`to_dict`'s output (unknown keys raise ``TypeError``).
+
+        Parameters
+        ----------
+        config : dict
+            As :meth:`to_dict` returns it (e.g. read from ``preprocessor.json``).
+
+        Returns
+        -------
+        FacePreprocessor
+        """
         config = dict(config)
         if isinstance(config.get("size"), list):
             config["size"] = tuple(config["size"])
@@ -100,6 +133,16 @@ class FacePreprocessor:
         """Return the square region, margin included, that :meth:`crops` samples for a detection.
 
         It can extend past the image; those pixels are filled with black.
+
+        Parameters
+        ----------
+        detection : Detection
+            A detected face.
+
+        Returns
+        -------
+        tuple of float
+            ``(x1, y1, x2, y2)`` in image pixels, centred on the detection's box.
         """
         x1, y1, x2, y2 = detection.box
         side = max(x2 - x1, y2 - y1) * (1.0 + self.margin)

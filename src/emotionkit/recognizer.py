@@ -63,6 +63,11 @@ def bundled_models() -> dict[str, WeightsSpec]:
     """Return the registered backbones that ship pretrained weights, with their default weights.
 
     Importing each backbone is needed to read its weights; broken plugins are skipped.
+
+    Returns
+    -------
+    dict of str to WeightsSpec
+        Backbone name to its first (default) weights whose file is present, in registry order.
     """
     out: dict[str, WeightsSpec] = {}
     for name in list_plugins("backbones"):
@@ -287,7 +292,18 @@ class EmotionRecognizer:
 
     # ------------------------------------------------------------------ inference
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU."""
+        """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
+        """
         if x.shape[0] == 0:
             return torch.empty((0, len(self.labels)))
         x = x.to(self.device)
