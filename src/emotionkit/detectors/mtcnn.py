@@ -35,6 +35,11 @@ class MTCNNDetector:
         mapped back to input pixels); ``None`` detects at full resolution.
     min_score : float, default 0.9
         Drop detections scoring below this.
+
+    Raises
+    ------
+    MissingDependencyError
+        facenet-pytorch is not installed.
     """
 
     def __init__(
@@ -83,6 +88,11 @@ class MTCNNDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detect faces in one ``(H, W, 3)`` uint8 RGB image.
 
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB (not OpenCV's BGR).
+
         Returns
         -------
         list of Detection
@@ -92,6 +102,11 @@ class MTCNNDetector:
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detect faces in several RGB images; images of equal size run as one batch.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB images; sizes may differ.
 
         Returns
         -------
@@ -145,4 +160,5 @@ def _build(device: Any = None, **options: Any) -> MTCNNDetector:
     return MTCNNDetector(device, **options)
 
 
+#: The ``mtcnn`` entry of the ``emotionkit.detectors`` group.
 SPEC = DetectorSpec(name="mtcnn", build=_build, description="MTCNN from facenet-pytorch (bundled weights, offline).")
