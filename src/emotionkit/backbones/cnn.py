@@ -37,6 +37,11 @@ class EmotionCNN(nn.Module):
         Dropout after each block.
     dropout : float, default 0.5
         Dropout after the dense layer.
+
+    Raises
+    ------
+    ValueError
+        ``image_size`` is not divisible by ``2 ** len(widths)``.
     """
 
     def __init__(
@@ -75,12 +80,37 @@ class EmotionCNN(nn.Module):
             nn.Linear(hidden, num_classes),
         )
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
+        """Classify a batch of faces.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_channels, image_size, image_size)`` preprocessed faces.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, num_classes)`` logits.
+        """
         return self.classifier(self.features(x))
 
 
 def build_cnn(num_classes: int = 7, in_channels: int = 1, image_size: int = 48, **config) -> EmotionCNN:
-    """Build an :class:`EmotionCNN`; see its parameters."""
+    """Build an :class:`EmotionCNN`; see its parameters.
+
+    Parameters
+    ----------
+    num_classes, in_channels, image_size : int
+        What every backbone's build function takes.
+    **config
+        :class:`EmotionCNN`'s other options (``widths``, ``convs_per_block``, ``hidden``, dropouts).
+
+    Returns
+    -------
+    EmotionCNN
+        An untrained model.
+    """
     return EmotionCNN(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **config)
 
 
@@ -91,6 +121,7 @@ def _last_conv_block(model: Any) -> nn.Module:
     return relus[-1]
 
 
+#: The ``cnn`` entry of the ``emotionkit.backbones`` group.
 SPEC = BackboneSpec(
     name="cnn",
     build=build_cnn,

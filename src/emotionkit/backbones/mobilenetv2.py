@@ -60,6 +60,7 @@ def _conv_head(model: Any) -> nn.Module:
     return model.conv_head
 
 
+#: The ``mobilenetv2`` entry of the ``emotionkit.backbones`` group.
 SPEC = BackboneSpec(
     name="mobilenetv2",
     build=build_mobilenetv2,

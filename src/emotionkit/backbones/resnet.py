@@ -14,7 +14,15 @@ __all__ = ["BasicBlock", "EmotionResNet", "build_resnet", "SPEC"]
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs with batch norm and an identity (or 1x1 projection) shortcut."""
+    """Two 3x3 convs with batch norm and an identity (or 1x1 projection) shortcut.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    stride : int, default 1
+        Stride of the first conv (and of the projection shortcut).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -29,7 +37,19 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_channels, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, out_channels, H / stride, W / stride)``.
+        """
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
@@ -58,6 +78,11 @@ class EmotionResNet(nn.Module):
         Stride of each stage's first block.
     dropout : float, default 0.2
         Dropout before the head.
+
+    Raises
+    ------
+    ValueError
+        ``widths``, ``blocks`` and ``strides`` differ in length.
     """
 
     def __init__(
@@ -88,12 +113,37 @@ class EmotionResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Classify a batch of faces.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_channels, H, W)`` preprocessed faces.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, num_classes)`` logits.
+        """
         return self.head(self.pool(self.stages(self.stem(x))))
 
 
 def build_resnet(num_classes: int = 7, in_channels: int = 1, image_size: int = 48, **config) -> EmotionResNet:
-    """Build an :class:`EmotionResNet`; see its parameters."""
+    """Build an :class:`EmotionResNet`; see its parameters.
+
+    Parameters
+    ----------
+    num_classes, in_channels, image_size : int
+        What every backbone's build function takes.
+    **config
+        :class:`EmotionResNet`'s other options (``widths``, ``blocks``, ``strides``, ``dropout``).
+
+    Returns
+    -------
+    EmotionResNet
+        An untrained model.
+    """
     return EmotionResNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **config)
 
 
@@ -101,6 +151,7 @@ def _last_stage(model: Any) -> nn.Module:
     return model.stages[-1]
 
 
+#: The ``resnet`` entry of the ``emotionkit.backbones`` group.
 SPEC = BackboneSpec(
     name="resnet",
     build=build_resnet,

@@ -54,6 +54,13 @@ def build_vit(
     -------
     torch.nn.Module
         The model; maps ``(N, in_channels, image_size, image_size)`` to logits.
+
+    Raises
+    ------
+    ValueError
+        ``image_size`` is not divisible by ``patch_size``.
+    MissingDependencyError
+        ``pretrained=True`` and the ImageNet weights cannot be downloaded.
     """
     from ._timm import create_timm_model
 
@@ -83,6 +90,7 @@ def _last_norm1(model: Any) -> nn.Module:
     return model.blocks[-1].norm1
 
 
+#: The ``vit`` entry of the ``emotionkit.backbones`` group.
 SPEC = BackboneSpec(
     name="vit",
     build=build_vit,
