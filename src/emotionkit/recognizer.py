@@ -31,7 +31,9 @@ DEFAULT_MODEL = "cnn"
 FORMAT = "emotionkit/1"
 
 
-def build_backbone(name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)) -> nn.Module:
+def build_backbone(
+    name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)
+) -> nn.Module:
     """Build an untrained backbone from the registry.
 
     Parameters
@@ -209,7 +211,9 @@ class EmotionRecognizer:
         backbones = list_plugins("backbones")
         if name not in backbones:
             looks_like_path = os.sep in name or name.startswith(".") or path.suffix
-            where = f" There is no model directory (with {CONFIG_NAME}) at {str(path)!r} either." if looks_like_path else ""
+            where = (
+                f" There is no model directory (with {CONFIG_NAME}) at {str(path)!r} either." if looks_like_path else ""
+            )
             raise UnknownModelError(
                 f"Unknown model {name!r}. Available: {', '.join(backbones)} (or a directory written by "
                 f"save_pretrained / emotionkit train).{where}{suggest(name, backbones)}"
@@ -223,7 +227,9 @@ class EmotionRecognizer:
                 f"directory with EmotionRecognizer.from_pretrained('runs/{name}')."
             )
         weights = spec.weights[0]
-        return cls._from_directory(weights.path, weights.sha256, detector=detector, device=device, detector_options=detector_options)
+        return cls._from_directory(
+            weights.path, weights.sha256, detector=detector, device=device, detector_options=detector_options
+        )
 
     @classmethod
     def _from_directory(
@@ -237,7 +243,9 @@ class EmotionRecognizer:
     ) -> EmotionRecognizer:
         config = json.loads((path / CONFIG_NAME).read_text())
         if config.get("format") != FORMAT:
-            raise UnknownModelError(f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r}).")
+            raise UnknownModelError(
+                f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r})."
+            )
         preprocessor = FacePreprocessor.from_dict(json.loads((path / PREPROCESSOR_NAME).read_text()))
         labels = tuple(config.get("labels", EMOTIONS))
         model = build_backbone(config["backbone"], config.get("backbone_config"), num_classes=len(labels))
@@ -550,7 +558,9 @@ class EmotionRecognizer:
         )
 
 
-def _make_detector(detector: str | FaceDetector | None, device: Any, options: Mapping[str, Any] | None) -> FaceDetector | None:
+def _make_detector(
+    detector: str | FaceDetector | None, device: Any, options: Mapping[str, Any] | None
+) -> FaceDetector | None:
     if detector is None:
         return None
     if isinstance(detector, str):
