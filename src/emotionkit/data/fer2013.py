@@ -51,7 +51,18 @@ class FaceDataset:
         return int(self.labels.shape[0])
 
     def subset(self, index: np.ndarray | Iterable[int]) -> FaceDataset:
-        """Return the rows at ``index`` (a boolean mask or integer indices)."""
+        """Return the rows at ``index`` (a boolean mask or integer indices).
+
+        Parameters
+        ----------
+        index : numpy.ndarray or iterable of int
+            A boolean mask of length ``len(self)`` or row indices.
+
+        Returns
+        -------
+        FaceDataset
+            The selected rows, with their usages and ids.
+        """
         index = np.asarray(index)
         return FaceDataset(
             self.images[index],
@@ -62,7 +73,13 @@ class FaceDataset:
         )
 
     def class_counts(self) -> dict[str, int]:
-        """Return the number of samples of each class, in class order."""
+        """Return the number of samples of each class, in class order.
+
+        Returns
+        -------
+        dict of str to int
+            Every class of :attr:`classes`, zero counts included.
+        """
         counts = np.bincount(self.labels, minlength=len(self.classes))
         return {name: int(c) for name, c in zip(self.classes, counts)}
 
@@ -71,12 +88,27 @@ def default_data_dir() -> Path:
     """Return the data folder: ``$EMOTIONKIT_DATA``, else ``../shared/data`` from the working directory.
 
     It is the folder that holds ``fer2013/fer2013.csv.gz``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not checked for existence).
     """
     return Path(os.environ.get("EMOTIONKIT_DATA", os.path.join("..", "shared", "data")))
 
 
 def fer2013_path(data_dir: str | os.PathLike | None = None) -> Path:
     """Return the FER-2013 CSV inside ``data_dir`` (``fer2013.csv.gz`` or ``fer2013.csv``).
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The folder holding ``fer2013/`` (or the CSV itself); default :func:`default_data_dir`.
+
+    Returns
+    -------
+    pathlib.Path
+        The CSV found.
 
     Raises
     ------
