@@ -89,7 +89,18 @@ def stratified_split(
 
 
 def image_hashes(images: np.ndarray) -> np.ndarray:
-    """Return a hex digest per image (pixel-identical images share a digest)."""
+    """Return a hex digest per image (pixel-identical images share a digest).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(N, H, W[, C])`` images.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` strings: 32-hex-digit BLAKE2b digests of the raw pixels.
+    """
     return np.asarray(
         [hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).hexdigest() for im in images]
     )
@@ -132,6 +143,16 @@ SPLIT_ALIASES: dict[str, str] = {
 def canonical_usage(name: str) -> str | None:
     """Return the canonical split name for ``name`` (case-insensitive), or ``None`` if it is not one.
 
+    Parameters
+    ----------
+    name : str
+        A usage or split-folder name such as ``"train"``, ``"Training"``, ``"test"``.
+
+    Returns
+    -------
+    str or None
+        ``"Training"``, ``"Validation"``, ``"PublicTest"``, ``"PrivateTest"`` or ``"Test"``; ``None`` otherwise.
+
     Examples
     --------
     >>> canonical_usage("train"), canonical_usage("PublicTest"), canonical_usage("happy")
@@ -144,7 +165,7 @@ def canonical_usage(name: str) -> str | None:
 class DataSplits:
     """Training, validation and (optional) test parts of one dataset, made before any augmentation.
 
-    Attributes
+    Parameters
     ----------
     train, val : FaceDataset
         Training and validation (model selection, early stopping, temperature) parts.
@@ -168,18 +189,36 @@ class DataSplits:
     duplicates: dict[str, Any] = field(default_factory=dict)
 
     def parts(self) -> dict[str, FaceDataset]:
-        """Return ``{"train": ..., "val": ..., "test": ...}`` (``test`` only when present)."""
+        """Return ``{"train": ..., "val": ..., "test": ...}`` (``test`` only when present).
+
+        Returns
+        -------
+        dict of str to FaceDataset
+            The parts, by name.
+        """
         out = {"train": self.train, "val": self.val}
         if self.test is not None:
             out["test"] = self.test
         return out
 
     def class_counts(self) -> dict[str, dict[str, int]]:
-        """Return the per-class sample counts of every part."""
+        """Return the per-class sample counts of every part.
+
+        Returns
+        -------
+        dict of str to dict of str to int
+            Part name to :meth:`FaceDataset.class_counts`.
+        """
         return {name: part.class_counts() for name, part in self.parts().items()}
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description (method, settings, sizes, class counts, duplicates)."""
+        """Return a JSON-serialisable description (method, settings, sizes, class counts, duplicates).
+
+        Returns
+        -------
+        dict
+            ``method``, ``settings``, ``sizes``, ``class_counts`` and ``duplicates``.
+        """
         return {
             "method": self.method,
             "settings": self.settings,
