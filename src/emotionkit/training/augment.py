@@ -49,7 +49,20 @@ class RandomAffineFlip:
     flip: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Augment a batch ``(N, C, H, W)``; border pixels are replicated."""
+        """Augment a batch ``(N, C, H, W)``; border pixels are replicated.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` float faces.
+        generator : torch.Generator, optional
+            Source of randomness, for reproducible runs.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, H, W)``: each face with its own random rotation, shift, zoom and flip.
+        """
         n = x.shape[0]
         if n == 0:
             return x
@@ -98,6 +111,11 @@ def augment_copies(
     FaceDataset
         ``N * (copies + 1)`` rows: the originals, then copy 1 of every image, copy 2...;
         labels, usages and ids follow their source image.
+
+    Raises
+    ------
+    ValueError
+        ``copies`` is negative.
 
     Examples
     --------

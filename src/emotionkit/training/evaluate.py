@@ -30,7 +30,24 @@ def _label_map(data: FaceDataset, labels: tuple[str, ...]) -> np.ndarray:
 def predict_dataset(
     recognizer: EmotionRecognizer, data: FaceDataset, *, tta_flip: bool = False, batch_size: int = 512
 ) -> np.ndarray:
-    """Return the logits ``(N, K)`` of every face in ``data`` (preprocessed as the model was trained)."""
+    """Return the logits ``(N, K)`` of every face in ``data`` (preprocessed as the model was trained).
+
+    Parameters
+    ----------
+    recognizer : EmotionRecognizer
+        The model.
+    data : FaceDataset
+        Face crops.
+    tta_flip : bool, default False
+        Average each face's logits with its mirror image's.
+    batch_size : int, default 512
+        Faces per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, K)`` float32 logits, before the temperature; columns follow ``recognizer.labels``.
+    """
     chunks = []
     for start in range(0, len(data), 2048):
         x = recognizer.preprocessor.faces(data.images[start : start + 2048])

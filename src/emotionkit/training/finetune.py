@@ -16,6 +16,16 @@ __all__ = ["layer_groups", "head_index", "set_trainable"]
 def layer_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Return ``(name, module)`` for each layer that owns parameters, in order.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model.
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        The innermost modules with parameters of their own, with their dotted names.
+
     Examples
     --------
     >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
@@ -37,7 +47,20 @@ def layer_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def head_index(groups: list[tuple[str, nn.Module]], model: nn.Module | None = None) -> int:
-    """Index of the classification head among ``groups``: timm's ``get_classifier()``, else the last ``nn.Linear``."""
+    """Index of the classification head among ``groups``: timm's ``get_classifier()``, else the last ``nn.Linear``.
+
+    Parameters
+    ----------
+    groups : list of (str, torch.nn.Module)
+        What :func:`layer_groups` returns.
+    model : torch.nn.Module, optional
+        The model, to ask timm models for their classifier.
+
+    Returns
+    -------
+    int
+        Index into ``groups``.
+    """
     get_classifier = getattr(model, "get_classifier", None) if model is not None else None
     head = get_classifier() if callable(get_classifier) else None
     for i in range(len(groups) - 1, -1, -1):

@@ -11,7 +11,25 @@ __all__ = ["classification_metrics", "expected_calibration_error", "fit_temperat
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
+    """Row-wise softmax of ``logits / temperature``.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        ``(N, K)`` logits.
+    temperature : float, default 1.0
+        Divides the logits first (a fitted calibration temperature).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, K)`` probabilities; each row sums to 1.
+
+    Examples
+    --------
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
     z = logits / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
