@@ -151,6 +151,15 @@ def plot_report(
 ) -> dict[str, Path]:
     """Write ``confusion.png``, ``f1.png`` and (with a history) ``curves.png`` into ``out_dir``.
 
+    Parameters
+    ----------
+    report : dict
+        An :func:`~emotionkit.training.evaluate.evaluate` report.
+    out_dir : str or os.PathLike
+        Output folder (created).
+    history : sequence of dict, optional
+        ``history.json`` entries, for the training curves.
+
     Returns
     -------
     dict of str to pathlib.Path

@@ -37,6 +37,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | No
 def report_markdown(report: Mapping[str, Any]) -> str:
     """Render an :func:`~emotionkit.training.evaluate.evaluate` report as Markdown.
 
+    Parameters
+    ----------
+    report : dict
+        What :func:`~emotionkit.training.evaluate.evaluate` returns.
+
+    Returns
+    -------
+    str
+        Headline metrics, the per-class table and the confusion matrix.
+
     Examples
     --------
     >>> report = {"labels": ["a", "b"], "n": 2, "accuracy": 0.5, "macro_f1": 0.33, "weighted_f1": 0.33,
@@ -108,6 +118,17 @@ def write_report(
 ) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and (with ``plots``) the PNG plots into ``out_dir``.
 
+    Parameters
+    ----------
+    report : dict
+        What :func:`~emotionkit.training.evaluate.evaluate` returns.
+    out_dir : str or os.PathLike
+        Output folder (created).
+    history : sequence of dict, optional
+        ``history.json`` entries, for the training curves.
+    plots : bool, default True
+        Also draw the PNG plots (needs matplotlib).
+
     Returns
     -------
     dict of str to pathlib.Path
@@ -132,6 +153,11 @@ def distribution_markdown(counts: Mapping[str, Mapping[str, int]]) -> str:
     ----------
     counts : dict
         ``{split: {class: count}}``, e.g. :meth:`~emotionkit.data.splits.DataSplits.class_counts`.
+
+    Returns
+    -------
+    str
+        One row per class and a total row; one count and share column per split.
 
     Examples
     --------
@@ -166,6 +192,20 @@ def inference_speed(model: str | os.PathLike, *, batch_size: int = 64, seconds: 
 
     Preprocessing, the network and the softmax are timed (not face detection), after one
     warm-up batch, for at least ``seconds`` of wall time, with the current torch thread count.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        A bundled model name or a model directory.
+    batch_size : int, default 64
+        Faces per batch.
+    seconds : float, default 1.0
+        Least measurement time.
+
+    Returns
+    -------
+    float
+        Faces per second.
     """
     import torch
 
@@ -269,7 +309,18 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, speed: bool = True, batch
 
 
 def comparison_markdown(comparison: Mapping[str, Any]) -> str:
-    """Render :func:`compare_runs` as a Markdown table (like the seed's model comparison)."""
+    """Render :func:`compare_runs` as a Markdown table (like the seed's model comparison).
+
+    Parameters
+    ----------
+    comparison : dict
+        What :func:`compare_runs` returns.
+
+    Returns
+    -------
+    str
+        One row per run.
+    """
 
     def fmt(v: Any, spec: str) -> str:
         return "n/a" if v is None else format(v, spec)
@@ -307,7 +358,20 @@ def comparison_markdown(comparison: Mapping[str, Any]) -> str:
 
 
 def write_comparison(comparison: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``comparison.json`` and ``comparison.md`` into ``out_dir``."""
+    """Write ``comparison.json`` and ``comparison.md`` into ``out_dir``.
+
+    Parameters
+    ----------
+    comparison : dict
+        What :func:`compare_runs` returns.
+    out_dir : str or os.PathLike
+        Output folder (created).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"json": ..., "markdown": ...}``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "comparison.json", "markdown": out / "comparison.md"}
