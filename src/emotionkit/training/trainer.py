@@ -142,12 +142,32 @@ class TrainConfig:
     progress: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
+        """Return a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Every field, as saved in ``train_config.json``.
+        """
         return asdict(self)
 
 
 def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
     """Per-class weights ``(N / (K * count)) ** power``; classes without samples get weight 0.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(N,)`` class indices of the training part.
+    num_classes : int
+        ``K``.
+    power : float, default 0.5
+        1 is inverse frequency, 0.5 its square root, 0 no balancing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K,)`` float64 weights.
 
     Examples
     --------
@@ -164,7 +184,24 @@ def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> n
 def predict_logits(
     recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool = False
 ) -> np.ndarray:
-    """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces."""
+    """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces.
+
+    Parameters
+    ----------
+    recognizer : EmotionRecognizer
+        The model.
+    x : torch.Tensor
+        ``(N, C, H, W)`` faces, as its preprocessor makes them.
+    batch_size : int, default 512
+        Faces per forward pass.
+    tta_flip : bool, default False
+        Average with the logits of the horizontally mirrored faces.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, len(recognizer.labels))`` float32 logits.
+    """
     out = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
@@ -186,6 +223,13 @@ class Trainer:
         The run directory (created).
     log : callable, optional
         Where progress lines go (default: print to stderr).
+
+    Raises
+    ------
+    UnknownPluginError
+        ``config.backbone`` is not a registered backbone.
+    IncompatibleComponentsError
+        ``init="imagenet"`` for a backbone without ImageNet weights in timm.
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, log: Any = None) -> None:
