@@ -113,6 +113,31 @@ def sample_faces(mtcnn_recognizer, sample_photo):
 
 
 @pytest.fixture
+def fake_bundled(monkeypatch, model_dir, tmp_path):
+    """Register a backbone 'cnnbundled' whose WeightsSpec points at a copy of `model_dir` with a card."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from emotionkit import registry
+    from emotionkit.backbones.cnn import SPEC
+    from emotionkit.weights import WEIGHTS_NAME, WeightsSpec, sha256sum
+
+    class LocalWeights(WeightsSpec):
+        @property
+        def path(self):
+            return tmp_path / "cnnbundled"
+
+    shutil.copytree(model_dir, tmp_path / "cnnbundled")
+    card = {"publictest": {"accuracy": 0.25, "macro_f1": 0.125}, "protocol": "test card"}
+    (tmp_path / "cnnbundled" / "card.json").write_text(json.dumps(card))
+    weights = LocalWeights("cnnbundled_v1", "emotionkit", "unused", sha256sum(model_dir / WEIGHTS_NAME))
+    monkeypatch.setattr(registry, "_runtime", {kind: {} for kind in registry.GROUPS})
+    registry.register("backbones", replace(SPEC, name="cnnbundled", weights=(weights,)))
+    return weights
+
+
+@pytest.fixture
 def use_plugins(monkeypatch):
     """Return ``use(*names)``: put plugin distributions from tests/plugins on sys.path and PYTHONPATH.
 

@@ -127,3 +127,12 @@ def test_version_and_module_entry():
         [sys.executable, "-m", "emotionkit", "--version"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and result.stdout.strip() == f"emotionkit {__version__}"
+
+
+def test_models_shows_bundled_weights_metrics(fake_bundled, capsys):
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "cnnbundled" in text and "weights cnnbundled_v1: publictest accuracy=0.2500 macro_f1=0.1250" in text
+    assert main(["models", "--json"]) == 0
+    entry = {e["name"]: e for e in json.loads(capsys.readouterr().out)["backbones"]}["cnnbundled"]
+    assert entry["distribution"] == "<runtime>" and entry["weights"][0]["card"]["publictest"]["accuracy"] == 0.25

@@ -286,3 +286,23 @@ def test_predict_any_array_detector_none(recognizer, case):
 @given(case=image_arrays())
 def test_predict_any_array_detector_mtcnn(mtcnn_recognizer, case):
     _predict_any(mtcnn_recognizer, *case, expect_one=False)
+
+
+# ------------------------------------------------------------------------------------------------ bundled weights path
+def test_from_pretrained_by_name_uses_the_specs_weights(fake_bundled, recognizer, fer_faces):
+    assert "cnnbundled" in bundled_models()
+    rec = EmotionRecognizer.from_pretrained("cnnbundled", detector="none")
+    np.testing.assert_array_equal(rec.predict_proba(fer_faces[:8]), recognizer.predict_proba(fer_faces[:8]))
+    assert fake_bundled.card()["publictest"]["accuracy"] == 0.25
+
+
+def test_bundled_weights_checksum_mismatch(fake_bundled, monkeypatch):
+    from dataclasses import replace
+
+    from emotionkit import registry
+
+    spec = registry.load_plugin("backbones", "cnnbundled")
+    bad = replace(spec, weights=(replace(fake_bundled, sha256="ab" * 32),))
+    registry.register("backbones", bad, overwrite=True)
+    with pytest.raises(ChecksumMismatchError, match="expected sha256 abab"):
+        EmotionRecognizer.from_pretrained("cnnbundled", detector="none")

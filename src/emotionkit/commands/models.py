@@ -76,28 +76,27 @@ def collect() -> dict[str, Any]:
     return out
 
 
-def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _card_metrics(card: Mapping[str, Any]) -> list[str]:
+    """Headline numbers of a model card: each evaluation (a mapping with an accuracy) and a ``metrics`` mapping."""
     parts: list[str] = []
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            parts += _flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, float):
-            parts.append(f"{prefix}{key}={value:.4g}")
-        elif isinstance(value, (int, str)):
-            parts.append(f"{prefix}{key}={value}")
+    for key, value in card.items():
+        if not isinstance(value, Mapping):
+            continue
+        if key == "metrics":
+            parts += [
+                f"{k}={v:.4g}" for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            ]
+        elif isinstance(value.get("accuracy"), (int, float)):
+            shown = [f"{k}={value[k]:.4f}" for k in ("accuracy", "macro_f1") if isinstance(value.get(k), (int, float))]
+            parts.append(f"{key} {' '.join(shown)}")
     return parts
 
 
 def _weights_line(w: Mapping[str, Any]) -> str:
     if not w["available"]:
-        return f"{w['name']}: declared, file missing"
-    card = w["card"]
-    metrics = card.get("metrics")
-    text = ", ".join(_flatten(metrics)) if isinstance(metrics, Mapping) else "no metrics on its card"
-    protocol = card.get("protocol") or (metrics.get("protocol") if isinstance(metrics, Mapping) else None)
-    if isinstance(protocol, str) and "protocol=" not in text:
-        text += f" [{protocol}]"
-    return f"{w['name']}: {text}"
+        return f"{w['name']}: declared, but its files are missing"
+    metrics = _card_metrics(w["card"])
+    return f"{w['name']}: {'; '.join(metrics) if metrics else 'no metrics on its card'}"
 
 
 def _print_table(data: Mapping[str, Any]) -> None:
