@@ -1,7 +1,8 @@
 """Find every face in a photo, classify its expression, and draw the result.
 
 Writes ``annotated_photo.png``: the photo with each face's box, landmarks, label and
-confidence, beside a bar chart of the seven scores of the first face.
+confidence drawn by :func:`emotionkit.drawing.annotate` (what ``emotionkit predict --out``
+writes), beside a bar chart of the seven scores of the first face.
 
     python examples/annotate_photo.py                       # the bundled sample photo, default model
     python examples/annotate_photo.py photo.jpg --model vit --out figures/
@@ -21,10 +22,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
 
 from emotionkit import EmotionRecognizer, FacePreprocessor, NoBundledWeightsError, build_backbone, load_image  # noqa: E402
 from emotionkit.detectors.mtcnn import MTCNNDetector  # noqa: E402
+from emotionkit.drawing import annotate  # noqa: E402
 from emotionkit.io import sample_image_path  # noqa: E402
 
 
@@ -61,21 +62,8 @@ def main(argv: list[str] | None = None) -> Path:
     faces = rec.predict(photo)
 
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(9, 4.4), gridspec_kw={"width_ratios": [1.15, 1]})
-    ax_img.imshow(photo)
-    for face in faces:
-        x1, y1, x2, y2 = face.box
-        ax_img.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="#00e676", linewidth=2))
-        if face.detection.landmarks:
-            xs, ys = zip(*face.detection.landmarks)
-            ax_img.scatter(xs, ys, s=10, color="#ffeb3b")
-        ax_img.text(
-            x1,
-            y1 - 6,
-            f"{face.label} ({face.confidence:.2f})",
-            color="black",
-            fontsize=10,
-            bbox={"facecolor": "#00e676", "edgecolor": "none", "pad": 2},
-        )
+    # What `emotionkit predict --out annotated.png` writes: boxes, captions and landmarks drawn on the photo.
+    ax_img.imshow(annotate(photo, faces))
     ax_img.set_axis_off()
     ax_img.set_title(f"{len(faces)} face(s) found", fontsize=10)
     if faces:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "examples/annotate_photo.py": (["--allow-untrained"], ["annotated_photo.png"]),
     "examples/gradcam_overlays.py": (["--allow-untrained"], ["gradcam_photo.png", "gradcam_faces.png"]),
-    "examples/training_report.py": ([], ["training_curves.png", "confusion_matrix.png"]),
+    "examples/training_report.py": ([], ["training_curves.png", "confusion_matrix.png", "per_class_f1.png"]),
 }
 TIMEOUT_S = 300
 
