@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise VideoUsageError(
             "Nothing to write: add --out annotated.mp4, --timeline timeline.csv and/or --plot emotions.png."
         )
+    if args.input is not None and not Path(args.input).exists():  # before the slow model load
+        from ..video import VideoNotFoundError
+
+        raise VideoNotFoundError(
+            f"Video not found: {args.input!r}. Check the path, or use --camera INDEX for a live camera."
+        )
     try:
         detector_options = json.loads(args.detector_options)
     except json.JSONDecodeError as exc:
