@@ -38,11 +38,6 @@ OPTIONAL = {"keras", "jax", "tensorflow", "onnx", "onnxruntime", "onnxscript", "
 # parallel with the docs. Fix the docstring, then delete the name here (the test fails on a name
 # listed here that has become complete, so this list only shrinks).
 ALLOWLIST: set[str] = {
-    "emotionkit.data.duplicates.DuplicateSummary",
-    "emotionkit.data.duplicates.DuplicateSummary.to_dict",
-    "emotionkit.data.folders.canonical_emotion",
-    "emotionkit.data.loading.concatenate",
-    "emotionkit.data.loading.is_csv_source",
     "emotionkit.drawing.face_caption",
     "emotionkit.explainers.attention.AttentionRollout.__call__",
     "emotionkit.explainers.attention.SPEC",

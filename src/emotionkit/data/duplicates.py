@@ -17,7 +17,7 @@ __all__ = ["DuplicateSummary", "find_duplicates"]
 class DuplicateSummary:
     """Counts of pixel-identical images in a dataset.
 
-    Attributes
+    Parameters
     ----------
     rows : int
         Images examined.
@@ -41,7 +41,13 @@ class DuplicateSummary:
     conflicting: int
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
+        """Return a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            The fields by name.
+        """
         return asdict(self)
 
 

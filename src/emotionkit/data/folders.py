@@ -57,6 +57,16 @@ def _key(name: str) -> str:
 def canonical_emotion(name: str) -> str | None:
     """Return the canonical emotion for a folder name, or ``None`` when it is not one.
 
+    Parameters
+    ----------
+    name : str
+        A folder name; case, spaces, ``_`` and ``-`` are ignored.
+
+    Returns
+    -------
+    str or None
+        One of :data:`~emotionkit.EMOTIONS`, or ``None``.
+
     Examples
     --------
     >>> canonical_emotion("Anger"), canonical_emotion("happiness"), canonical_emotion("surprised")

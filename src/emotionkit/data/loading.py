@@ -20,6 +20,16 @@ __all__ = ["load_dataset", "load_splits", "concatenate", "is_csv_source"]
 def is_csv_source(path: str | os.PathLike) -> bool:
     """Return whether ``path`` is a FER-2013-style CSV (``.csv``, ``.csv.gz``) or a folder holding one.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file or folder.
+
+    Returns
+    -------
+    bool
+        ``True`` for a CSV file name or a folder with ``fer2013.csv[.gz]`` (directly or in ``fer2013/``).
+
     Examples
     --------
     >>> is_csv_source("fer2013.csv.gz"), is_csv_source("/nonexistent/images")
@@ -91,6 +101,21 @@ def load_dataset(
 
 def concatenate(parts: Sequence[FaceDataset]) -> FaceDataset:
     """Join datasets with the same classes (usages and ids kept when every part has them).
+
+    Parameters
+    ----------
+    parts : sequence of FaceDataset
+        Datasets with identical ``classes``.
+
+    Returns
+    -------
+    FaceDataset
+        The rows of every part, in order.
+
+    Raises
+    ------
+    ValueError
+        No parts, or parts with different classes.
 
     Examples
     --------
