@@ -12,12 +12,18 @@ token reshaping driven by the same spec, no state left on the model (gradients c
 from :func:`torch.autograd.grad`, so no parameter ``.grad`` is touched), and hooks that
 ignore forwards from other threads. That is under 100 lines, versus a dependency that
 pins OpenCV and keeps hooks on the model between calls.
+
+``weighting="elementwise"`` gives HiResCAM (Draelos & Carin, 2020): gradient times activation
+summed over channels at each position, without averaging the gradient over space first. For
+heads that flatten the feature map into a dense layer (the ``cnn`` backbone) each position has
+its own weights, and the spatial average of Grad-CAM can highlight regions the score does not
+depend on; HiResCAM is then the faithful choice. For globally pooled heads the two agree closely.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,7 +33,9 @@ from ..exceptions import IncompatibleComponentsError
 from ..interfaces import BackboneSpec, ExplainerSpec
 from ._common import check_inputs, forward_hook, model_lock, normalize_maps
 
-__all__ = ["GradCAM", "SPEC"]
+__all__ = ["GradCAM", "Weighting", "SPEC"]
+
+Weighting = Literal["mean", "elementwise"]
 
 
 class GradCAM:
@@ -37,11 +45,16 @@ class GradCAM:
     ----------
     spec : BackboneSpec
         The backbone's spec; its ``target_layer`` (and ``token_grid`` for transformers) is used.
+    weighting : {"mean", "elementwise"}, default "mean"
+        ``"mean"``: Grad-CAM, channels weighted by their spatially averaged gradient.
+        ``"elementwise"``: HiResCAM, activation times gradient at each position.
 
     Raises
     ------
     IncompatibleComponentsError
         The spec declares no target layer.
+    ValueError
+        Unknown ``weighting``.
 
     Examples
     --------
@@ -53,13 +66,16 @@ class GradCAM:
     ((2, 48, 48), dtype('float32'), True)
     """
 
-    def __init__(self, spec: BackboneSpec) -> None:
+    def __init__(self, spec: BackboneSpec, *, weighting: Weighting = "mean") -> None:
+        if weighting not in ("mean", "elementwise"):
+            raise ValueError(f"weighting must be 'mean' (Grad-CAM) or 'elementwise' (HiResCAM), got {weighting!r}.")
         if spec.target_layer is None:
             raise IncompatibleComponentsError(
                 f"Backbone {spec.name!r} declares no Grad-CAM target layer. Give its BackboneSpec a "
                 "target_layer=lambda model: <layer> (usually the last convolutional block)."
             )
         self.spec = spec
+        self.weighting = weighting
 
     def __call__(self, model: nn.Module, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
         """Return ``(N, H, W)`` float32 maps in [0, 1] on the input's pixel grid, one per target class.
@@ -103,7 +119,7 @@ class GradCAM:
 
     def _combine(self, model: nn.Module, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         if activation.ndim == 4:  # (N, C, h, w)
-            weights = grad.mean(dim=(2, 3), keepdim=True)
+            weights = grad.mean(dim=(2, 3), keepdim=True) if self.weighting == "mean" else grad
             return (weights * activation).sum(dim=1)
         if activation.ndim == 3:  # (N, T, D) tokens
             if self.spec.token_grid is None:
@@ -119,7 +135,7 @@ class GradCAM:
                     f"{rows}x{cols} + {prefix} prefix tokens."
                 )
             act, grd = activation[:, prefix:], grad[:, prefix:]
-            weights = grd.mean(dim=1, keepdim=True)  # (N, 1, D)
+            weights = grd.mean(dim=1, keepdim=True) if self.weighting == "mean" else grd  # (N, 1 or T, D)
             return (weights * act).sum(dim=2).reshape(-1, rows, cols)
         raise IncompatibleComponentsError(
             f"The Grad-CAM target layer of backbone {self.spec.name!r} gives an output of shape "
@@ -127,10 +143,10 @@ class GradCAM:
         )
 
 
-def _build(spec: BackboneSpec, **options: Any) -> GradCAM:
+def _build(spec: BackboneSpec, *, weighting: Weighting = "mean", **options: Any) -> GradCAM:
     if options:
-        raise TypeError(f"The 'gradcam' explainer takes no options, got {sorted(options)}.")
-    return GradCAM(spec)
+        raise TypeError(f"The 'gradcam' explainer takes only the option 'weighting', got {sorted(options)}.")
+    return GradCAM(spec, weighting=weighting)
 
 
 SPEC = ExplainerSpec(
