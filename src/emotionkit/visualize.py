@@ -308,7 +308,12 @@ def prediction_grid(
         raise ValueError(f"Got {len(heatmaps)} heatmaps for {n} images.")
     if columns < 1 or cell < 16:
         raise ValueError(f"columns must be >= 1 and cell >= 16, got {columns} and {cell}.")
-    font = _font(max(10, cell // 12))
+    longest = max((caption(name, 0.0) for name in labels), key=len)
+    size = max(10, cell // 10)
+    font = _font(size)
+    while size > 7 and ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(longest, font=font) > cell - 6:
+        size -= 1
+        font = _font(size)
     line = font.getbbox("Ag")[3] + 4
     text_h = line * (2 if true_labels is not None else 1) + 6
     rows = max(1, -(-n // columns))
