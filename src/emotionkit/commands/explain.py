@@ -31,6 +31,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="explained.png", help="output PNG (default: explained.png)")
     p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
     p.add_argument("--method", default="gradcam", help="explainer: gradcam (every backbone) or attention (vit)")
+    p.add_argument(
+        "--weighting",
+        choices=["mean", "elementwise"],
+        default=None,
+        help="gradcam only: mean = Grad-CAM (default), elementwise = HiResCAM (faithful for the cnn's flatten head)",
+    )
     p.add_argument("--target", default=None, help="class to explain, e.g. happy (default: each face's top label)")
     p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn, or none for a pre-cropped face")
     p.add_argument("--alpha", type=_opacity, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
@@ -40,11 +46,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain``."""
+    from ..exceptions import IncompatibleComponentsError
     from ..recognizer import EmotionRecognizer
     from ..visualize import overlay_on_photo
 
+    options = {} if args.weighting is None else {"weighting": args.weighting}
+    if options and args.method != "gradcam":
+        raise IncompatibleComponentsError(f"--weighting applies to --method gradcam only, not {args.method!r}.")
     recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector)
-    faces = recognizer.explain(args.image, target=args.target, method=args.method)
+    faces = recognizer.explain(args.image, target=args.target, method=args.method, **options)
     out = Path(args.out)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
