@@ -102,7 +102,7 @@ def annotate(
         x1, y1, x2, y2 = (float(v) for v in face.box)
         draw.rectangle((x1, y1, x2, y2), outline=rgb, width=width)
         if landmarks and face.detection.landmarks:
-            r = max(1.0, width * 1.5)
+            r = max(1.0, float(width))
             for px, py in face.detection.landmarks:
                 draw.ellipse((px - r, py - r, px + r, py + r), fill=rgb)
         text = face_caption(face)
