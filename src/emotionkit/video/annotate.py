@@ -29,7 +29,17 @@ _PALETTE = (
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
-    """Return a fixed RGB colour for a track id.
+    """Return a fixed RGB colour for a track id (10 colours, repeating).
+
+    Parameters
+    ----------
+    track_id : int
+        A track id, from 1.
+
+    Returns
+    -------
+    (int, int, int)
+        The RGB colour.
 
     Examples
     --------

@@ -28,7 +28,18 @@ _DEFAULT_CAMERA_FPS = 30.0
 
 
 def require_av() -> Any:
-    """Import and return PyAV, or raise :class:`MissingDependencyError` with the install command."""
+    """Import and return PyAV.
+
+    Returns
+    -------
+    module
+        The ``av`` module.
+
+    Raises
+    ------
+    MissingDependencyError
+        PyAV is not installed (the message gives the install command).
+    """
     try:
         import av
     except ImportError as exc:
@@ -252,5 +263,18 @@ def _pyav_camera(index: int) -> tuple[str, str] | None:
 
 
 def open_video(source: VideoSource, *, camera_options: dict[str, str] | None = None) -> VideoReader:
-    """Open a video file or a camera; see :class:`VideoReader`."""
+    """Open a video file or a camera; see :class:`VideoReader`.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or int
+        A video file or a camera index.
+    camera_options : mapping of str to str, optional
+        FFmpeg input options for cameras.
+
+    Returns
+    -------
+    VideoReader
+        Iterate it for :class:`~emotionkit.video.VideoFrame` objects; close it when done.
+    """
     return VideoReader(source, camera_options=camera_options)

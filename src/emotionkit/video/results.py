@@ -74,11 +74,24 @@ class TrackedFace:
         return float(self.smoothed[self.label])
 
     def to_face_emotion(self) -> FaceEmotion:
-        """Return the smoothed result as a :class:`~emotionkit.types.FaceEmotion` (for drawing helpers)."""
+        """Return the smoothed result as a :class:`~emotionkit.types.FaceEmotion` (for drawing helpers).
+
+        Returns
+        -------
+        FaceEmotion
+            This face's detection, smoothed scores and smoothed label.
+        """
         return FaceEmotion(self.detection, self.smoothed, self.label)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dictionary."""
+        """Return a JSON-serialisable dictionary.
+
+        Returns
+        -------
+        dict
+            ``track``, the detection's ``box``/``score``/``landmarks``, ``detected``, ``label``,
+            ``raw_label``, and the ``smoothed`` and ``raw`` scores.
+        """
         out: dict[str, Any] = {"track": self.track_id, **self.detection.to_dict()}
         out.update(
             detected=self.detected,
@@ -115,7 +128,13 @@ class FrameResult:
     image: np.ndarray = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dictionary (the image is left out)."""
+        """Return a JSON-serialisable dictionary (the image is left out).
+
+        Returns
+        -------
+        dict
+            ``frame``, ``time``, ``detected`` and ``faces`` (each :meth:`TrackedFace.to_dict`).
+        """
         return {
             "frame": self.index,
             "time": round(self.time, 6),

@@ -16,6 +16,7 @@ from .errors import VideoOptionError
 
 __all__ = ["Smoother", "EMASmoother", "WindowSmoother", "NoSmoother", "SmoothingName", "make_smoother"]
 
+#: Names of the built-in smoothers: exponential moving average, moving window, or none.
 SmoothingName = Literal["ema", "window", "none"]
 
 
@@ -24,11 +25,30 @@ class Smoother(Protocol):
     """Smooths a probability vector per key (track id)."""
 
     def update(self, key: int, probs: np.ndarray) -> np.ndarray:
-        """Add this frame's probabilities for ``key`` and return the smoothed ones."""
+        """Add this frame's probabilities for ``key`` and return the smoothed ones.
+
+        Parameters
+        ----------
+        key : int
+            The track id.
+        probs : numpy.ndarray
+            This frame's class probabilities, shape ``(n_classes,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The smoothed probabilities, float64, same shape; they sum to 1 when the inputs do.
+        """
         ...
 
     def retain(self, keys: Iterable[int]) -> None:
-        """Forget every key not in ``keys`` (tracks that ended)."""
+        """Forget every key not in ``keys`` (tracks that ended).
+
+        Parameters
+        ----------
+        keys : iterable of int
+            The track ids still alive.
+        """
         ...
 
 
@@ -40,6 +60,11 @@ class EMASmoother:
     alpha : float, default 0.3
         Weight of the newest frame, in (0, 1]; smaller is smoother and slower. The average
         remembers about ``1 / alpha`` frames (a time constant of ``1 / (alpha * fps)`` seconds).
+
+    Raises
+    ------
+    VideoOptionError
+        ``alpha`` outside (0, 1].
 
     Examples
     --------
@@ -55,7 +80,20 @@ class EMASmoother:
         self._state: dict[int, np.ndarray] = {}
 
     def update(self, key: int, probs: np.ndarray) -> np.ndarray:
-        """Return the updated average for ``key``."""
+        """Return the updated average for ``key``.
+
+        Parameters
+        ----------
+        key : int
+            The track id.
+        probs : numpy.ndarray
+            This frame's class probabilities, shape ``(n_classes,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The smoothed probabilities, float64, same shape; they sum to 1 when the inputs do.
+        """
         p = np.asarray(probs, dtype=np.float64)
         prev = self._state.get(key)
         state = p.copy() if prev is None else self.alpha * p + (1.0 - self.alpha) * prev
@@ -63,7 +101,13 @@ class EMASmoother:
         return state.copy()
 
     def retain(self, keys: Iterable[int]) -> None:
-        """Drop the state of keys no longer tracked."""
+        """Drop the state of keys no longer tracked.
+
+        Parameters
+        ----------
+        keys : iterable of int
+            The track ids still alive.
+        """
         live = set(keys)
         for key in [k for k in self._state if k not in live]:
             del self._state[key]
@@ -76,6 +120,11 @@ class WindowSmoother:
     ----------
     size : int, default 8
         Number of frames averaged (fewer at the start of a track).
+
+    Raises
+    ------
+    VideoOptionError
+        ``size`` is not a positive integer.
 
     Examples
     --------
@@ -91,13 +140,32 @@ class WindowSmoother:
         self._state: dict[int, deque[np.ndarray]] = {}
 
     def update(self, key: int, probs: np.ndarray) -> np.ndarray:
-        """Return the mean of ``key``'s last ``size`` probability vectors."""
+        """Return the mean of ``key``'s last ``size`` probability vectors.
+
+        Parameters
+        ----------
+        key : int
+            The track id.
+        probs : numpy.ndarray
+            This frame's class probabilities, shape ``(n_classes,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The smoothed probabilities, float64, same shape; they sum to 1 when the inputs do.
+        """
         window = self._state.setdefault(key, deque(maxlen=self.size))
         window.append(np.asarray(probs, dtype=np.float64))
         return np.mean(window, axis=0)
 
     def retain(self, keys: Iterable[int]) -> None:
-        """Drop the windows of keys no longer tracked."""
+        """Drop the windows of keys no longer tracked.
+
+        Parameters
+        ----------
+        keys : iterable of int
+            The track ids still alive.
+        """
         live = set(keys)
         for key in [k for k in self._state if k not in live]:
             del self._state[key]
@@ -107,11 +175,30 @@ class NoSmoother:
     """Pass probabilities through unchanged."""
 
     def update(self, key: int, probs: np.ndarray) -> np.ndarray:
-        """Return ``probs`` as float64."""
+        """Return ``probs`` unchanged, as float64.
+
+        Parameters
+        ----------
+        key : int
+            The track id.
+        probs : numpy.ndarray
+            This frame's class probabilities, shape ``(n_classes,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The smoothed probabilities, float64, same shape; they sum to 1 when the inputs do.
+        """
         return np.asarray(probs, dtype=np.float64).copy()
 
     def retain(self, keys: Iterable[int]) -> None:
-        """Nothing to forget."""
+        """Nothing to forget.
+
+        Parameters
+        ----------
+        keys : iterable of int
+            The track ids still alive.
+        """
 
 
 def make_smoother(smoothing: SmoothingName | Smoother = "ema", *, alpha: float = 0.3, window: int = 8) -> Smoother:
@@ -125,6 +212,11 @@ def make_smoother(smoothing: SmoothingName | Smoother = "ema", *, alpha: float =
         EMA weight of the newest frame (``"ema"`` only).
     window : int, default 8
         Frames averaged (``"window"`` only).
+
+    Returns
+    -------
+    Smoother
+        A fresh smoother (no track state yet), or ``smoothing`` itself.
 
     Raises
     ------

@@ -63,6 +63,13 @@ class VideoStream(Iterator[FrameResult]):
         Frame width and height.
     frame_count : int or None
         Frames that will be produced, when known.
+
+    Raises
+    ------
+    VideoNotFoundError, InvalidVideoError, CameraError
+        The source cannot be opened (missing, corrupt, no video stream, camera unavailable).
+    VideoOptionError
+        ``every``, ``max_frames``, smoothing or tracker settings out of range.
     """
 
     def __init__(

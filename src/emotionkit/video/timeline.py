@@ -16,6 +16,7 @@ from .results import FrameResult
 
 __all__ = ["TimelineWriter", "read_timeline", "plot_timeline", "TIMELINE_FORMAT"]
 
+#: The ``format`` field of JSON timelines; :func:`read_timeline` checks it.
 TIMELINE_FORMAT = "emotionkit-timeline/1"
 _SUFFIXES = (".csv", ".json")
 
@@ -72,7 +73,18 @@ class TimelineWriter:
             self._file.write(head[:-1] + ', "rows": [')
 
     def write(self, result: FrameResult) -> None:
-        """Append one row per face of ``result``."""
+        """Append one row per face of ``result``.
+
+        Parameters
+        ----------
+        result : FrameResult
+            One frame from :meth:`~emotionkit.EmotionRecognizer.stream`.
+
+        Raises
+        ------
+        VideoWriteError
+            The writer is closed.
+        """
         if self._file is None:
             raise VideoWriteError(f"The timeline {str(self.path)!r} is closed.")
         for face in result.faces:
@@ -126,6 +138,11 @@ class TimelineWriter:
 
 def read_timeline(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a timeline written by :class:`TimelineWriter` (CSV or JSON) into the same row dictionaries.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv`` or ``.json`` timeline.
 
     Returns
     -------

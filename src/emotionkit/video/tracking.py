@@ -22,7 +22,17 @@ Box = tuple[float, float, float, float]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` ``(N, 4)`` with every box in ``b`` ``(M, 4)``, as ``(N, M)``.
+    """Intersection over union of every box in ``a`` with every box in ``b``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Boxes ``(N, 4)`` and ``(M, 4)`` as ``x1, y1, x2, y2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, M)`` float64 in [0, 1]; 0 where a box has no area.
 
     Examples
     --------
@@ -46,6 +56,18 @@ def assign(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Match rows to columns maximising total IoU; pairs below ``threshold`` are dropped.
 
     Uses the Hungarian algorithm when SciPy is installed, else a greedy highest-IoU-first match.
+
+    Parameters
+    ----------
+    iou : numpy.ndarray
+        ``(N, M)`` IoU of tracks (rows) against detections (columns).
+    threshold : float
+        Least IoU of a kept pair.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(row, column)`` pairs, each row and column at most once.
 
     Examples
     --------
@@ -80,27 +102,61 @@ def _greedy(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 
 @dataclass
 class Track:
-    """Mutable state of one followed face (internal to :class:`IoUTracker`, exposed for inspection)."""
+    """Mutable state of one followed face (internal to :class:`IoUTracker`, exposed for inspection).
+
+    Parameters
+    ----------
+    detection : Detection
+        The last matched box.
+    last_frame : int
+        Frame index of the last match.
+    track_id : int, optional
+        Given when the track is confirmed; ``None`` while tentative.
+    hits : int, default 1
+        Detections matched so far.
+    velocity : numpy.ndarray
+        Damped per-frame motion of ``x1, y1, x2, y2``.
+    gap : int, default 1
+        Frames between the last two matches.
+    """
 
     detection: Detection
     last_frame: int
-    track_id: int | None = None  # given when the track is confirmed
+    track_id: int | None = None
     hits: int = 1
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
-    gap: int = 1  # frames between the last two matches
+    gap: int = 1
 
     def predict(self, frame: int) -> np.ndarray:
         """The box expected at ``frame``: the last box moved by the damped velocity.
 
         Extrapolation stops after twice the usual gap between detections, so a face
         that was lost for a while is looked for where it was last seen.
+
+        Parameters
+        ----------
+        frame : int
+            The frame index to predict for.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(4,)`` float64 box ``x1, y1, x2, y2``.
         """
         steps = min(frame - self.last_frame, 2 * self.gap)
         return np.asarray(self.detection.box, dtype=np.float64) + self.velocity * steps
 
     def update(self, detection: Detection, frame: int) -> None:
-        """Move the track to a matched detection."""
+        """Move the track to a matched detection.
+
+        Parameters
+        ----------
+        detection : Detection
+            The box matched in ``frame``.
+        frame : int
+            Its frame index.
+        """
         self.gap = max(1, frame - self.last_frame)
         step = (np.asarray(detection.box) - np.asarray(self.detection.box)) / self.gap
         self.velocity = 0.5 * self.velocity + 0.5 * step
@@ -121,6 +177,11 @@ class IoUTracker:
         Detections a new track needs before it gets an id and is reported; filters one-frame
         false positives. Tracks born in the first ``min_hits`` updates are reported at once,
         so a video's first frame is not lost.
+
+    Raises
+    ------
+    VideoOptionError
+        A setting out of range.
 
     Examples
     --------

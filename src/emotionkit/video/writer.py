@@ -115,7 +115,18 @@ class VideoWriter:
         )
 
     def write(self, image: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 RGB frame (the same size as the first one)."""
+        """Append one frame.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(H, W, 3)`` uint8 RGB, the same size as the first frame.
+
+        Raises
+        ------
+        VideoWriteError
+            Another shape or dtype, a size change, or no encoder for the container.
+        """
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             got = (
                 f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -163,5 +174,11 @@ class AnnotatedVideoWriter(VideoWriter):
     """
 
     def write_result(self, result: FrameResult) -> None:
-        """Draw the boxes, track ids, labels and confidences of ``result`` on its frame and append it."""
+        """Draw the boxes, track ids, labels and confidences of ``result`` on its frame and append it.
+
+        Parameters
+        ----------
+        result : FrameResult
+            One frame from :meth:`~emotionkit.EmotionRecognizer.stream`.
+        """
         self.write(annotate_frame(result.image, result.faces))
