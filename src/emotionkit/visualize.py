@@ -122,6 +122,11 @@ def overlay_heatmap(
     PIL.Image.Image
         RGB, the image's size.
 
+    Raises
+    ------
+    ValueError
+        ``alpha`` is outside [0, 1].
+
     Examples
     --------
     >>> overlay_heatmap(np.zeros((48, 48), np.uint8), np.ones((12, 12))).size
@@ -169,6 +174,20 @@ def _font(size: int) -> Any:
 
 def caption(label: str, confidence: float, true_label: str | None = None) -> str:
     """Return the caption of a prediction.
+
+    Parameters
+    ----------
+    label : str
+        The predicted class.
+    confidence : float
+        Its probability.
+    true_label : str, optional
+        The ground truth, added on a second line.
+
+    Returns
+    -------
+    str
+        ``"Predicted: label (0.74)"``, plus a second line ``"True: label"`` when ``true_label`` is given.
 
     Examples
     --------

@@ -27,6 +27,7 @@ from ._common import check_inputs, forward_hook, model_lock, normalize_maps
 
 __all__ = ["AttentionRollout", "SPEC"]
 
+#: How the heads of one block are combined.
 HeadFusion = Literal["mean", "max", "min"]
 
 
@@ -91,7 +92,29 @@ class AttentionRollout:
         self.discard_ratio = float(discard_ratio)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
-        """Return ``(N, H, W)`` float32 maps in [0, 1] on the input's pixel grid (``targets`` only set N)."""
+        """Return one attention-rollout map per input.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            A timm Vision Transformer, in eval mode.
+        x : torch.Tensor
+            Preprocessed faces ``(N, C, H, W)`` on the model's device.
+        targets : sequence of int
+            One class per face; rollout is class-agnostic, so they only fix ``N``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, H, W)`` float32 in [0, 1] on the input's pixel grid.
+
+        Raises
+        ------
+        ValueError
+            ``x`` is not ``(N, C, H, W)`` or the number of targets differs from ``N``.
+        IncompatibleComponentsError
+            The model has no timm attention modules, or its token count does not match ``token_grid``.
+        """
         check_inputs(x, targets)
         if x.shape[0] == 0:
             return np.zeros((0, *x.shape[-2:]), np.float32)
@@ -148,6 +171,7 @@ def _build(spec: BackboneSpec, **options: Any) -> AttentionRollout:
     return AttentionRollout(spec, **options)
 
 
+#: The ``attention`` explainer plugin (registered in emotionkit's own entry points).
 SPEC = ExplainerSpec(
     name="attention",
     build=_build,

@@ -35,6 +35,7 @@ from ._common import check_inputs, forward_hook, model_lock, normalize_maps
 
 __all__ = ["GradCAM", "Weighting", "SPEC"]
 
+#: ``"mean"``: Grad-CAM; ``"elementwise"``: HiResCAM.
 Weighting = Literal["mean", "elementwise"]
 
 
@@ -88,6 +89,20 @@ class GradCAM:
             Preprocessed faces ``(N, C, H, W)`` on the model's device.
         targets : sequence of int
             The class index to explain for each face.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, H, W)`` float32 in [0, 1] on the input's pixel grid; all zeros where the class
+            has no positive evidence.
+
+        Raises
+        ------
+        ValueError
+            ``x`` is not ``(N, C, H, W)``, the number of targets differs from ``N``, or a target
+            is not an output of the model.
+        IncompatibleComponentsError
+            The spec's target layer did not run, or gives an output that cannot be mapped to space.
         """
         targets = check_inputs(x, targets)
         if x.shape[0] == 0:
@@ -149,6 +164,7 @@ def _build(spec: BackboneSpec, *, weighting: Weighting = "mean", **options: Any)
     return GradCAM(spec, weighting=weighting)
 
 
+#: The ``gradcam`` explainer plugin (registered in emotionkit's own entry points).
 SPEC = ExplainerSpec(
     name="gradcam",
     build=_build,

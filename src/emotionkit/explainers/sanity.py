@@ -44,6 +44,11 @@ def region_mass(heatmaps: np.ndarray, rows: tuple[float, float]) -> np.ndarray:
     numpy.ndarray
         ``(N,)`` in [0, 1]; NaN for an all-zero map.
 
+    Raises
+    ------
+    ValueError
+        ``heatmaps`` is not 3-D.
+
     Examples
     --------
     >>> region_mass(np.ones((1, 48, 48)), LOWER_THIRD).round(3).tolist()
@@ -75,6 +80,11 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         ``(N,)`` in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        ``a`` and ``b`` differ in shape.
 
     Examples
     --------
