@@ -262,7 +262,8 @@ def read_image_folder(
         folders = [f for f in folders if f[2] in wanted]
         if not folders:
             raise InvalidDataError(
-                f"No split folder {sorted(wanted)} in {str(base)!r}. Split folders present: {', '.join(present) or 'none'}."
+                f"No split folder {sorted(wanted)} in {str(base)!r}. Split folders present: {', '.join(present) or 'none'}"
+                + ("." if present else " (a tree without split folders has no official split: use a stratified split).")
             )
     entries = [
         (path, EMOTIONS.index(emotion), u)
