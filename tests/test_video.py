@@ -514,3 +514,11 @@ def test_smoothers_forget_ended_tracks():
         smoother.update(1, np.array([1.0, 0.0]))
         smoother.retain({2})
         assert smoother.update(1, np.array([0.0, 1.0])).tolist() == [0.0, 1.0]
+
+
+def test_cli_entry_point_reports_user_errors_in_one_line(tmp_path, capsys):
+    from emotionkit.cli import main
+
+    assert main(["video", str(tmp_path / "missing.mp4"), "--timeline", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emotionkit video: error: Video not found") and "missing.mp4" in err and "\n" not in err
