@@ -1,0 +1,306 @@
+"""A Keras training path mirroring the seed's: augmentation layers, class weights, and its three callbacks.
+
+The seed trained with ``model.fit`` behind ``RandomRotation``, ``RandomTranslation``,
+``RandomZoom`` and ``RandomFlip`` layers, weighting classes by inverse frequency (FER-2013
+has 1.5% disgust) and watching ``val_loss`` with ``EarlyStopping``, ``ReduceLROnPlateau`` and
+``ModelCheckpoint``. :func:`fit` does the same on any Keras 3 backend. The augmentation
+layers wrap the model only while training, so the checkpoint and the trained model are the
+plain emotionkit model: :func:`emotionkit.keras.save_pretrained` then exports it for
+:class:`~emotionkit.recognizer.EmotionRecognizer`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..exceptions import InvalidDataError
+from .builders import import_keras, model_info
+from .convert import nhwc_faces
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+__all__ = ["augmentation", "class_weights", "training_callbacks", "fit"]
+
+
+def augmentation(
+    *,
+    rotation_degrees: float = 10.0,
+    translation: float = 0.1,
+    zoom: float = 0.1,
+    flip: bool = True,
+    fill_mode: str = "nearest",
+    seed: int | None = None,
+) -> keras.Sequential:
+    """The seed's augmentation layers: rotation, translation, zoom and horizontal flip.
+
+    They act only in training (``training=True``); at inference they pass faces through.
+
+    Parameters
+    ----------
+    rotation_degrees : float, default 10
+        Maximum rotation either way, in degrees.
+    translation : float, default 0.1
+        Maximum shift, as a fraction of height and width.
+    zoom : float, default 0.1
+        Maximum zoom in or out, as a fraction.
+    flip : bool, default True
+        Mirror half of the faces left-right.
+    fill_mode : str, default "nearest"
+        How pixels moved in from outside are filled (Keras' fill modes).
+    seed : int, optional
+        For reproducible augmentation.
+
+    Returns
+    -------
+    keras.Sequential
+    """
+    keras = import_keras()
+    L = keras.layers
+
+    def s(i: int) -> int | None:  # distinct seeds, so the four random streams are independent
+        return None if seed is None else seed + i
+
+    layers = [
+        L.RandomRotation(rotation_degrees / 360.0, fill_mode=fill_mode, seed=s(0), name="random_rotation"),
+        L.RandomTranslation(translation, translation, fill_mode=fill_mode, seed=s(1), name="random_translation"),
+        L.RandomZoom(zoom, fill_mode=fill_mode, seed=s(2), name="random_zoom"),
+    ]
+    if flip:
+        layers.append(L.RandomFlip("horizontal", seed=s(3), name="random_flip"))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def class_weights(labels: Any, num_classes: int = 7) -> dict[int, float]:
+    """Inverse-frequency ("balanced") class weights for ``model.fit(class_weight=...)``.
+
+    Weight of class ``c`` is ``n / (num_classes_present * count_c)``, so the average weight
+    of a sample is 1; classes absent from ``labels`` get 1.
+
+    Parameters
+    ----------
+    labels : array-like of int
+        ``(N,)`` class indices.
+    num_classes : int, default 7
+        Number of classes.
+
+    Returns
+    -------
+    dict of int to float
+
+    Raises
+    ------
+    InvalidDataError
+        Labels outside ``[0, num_classes)`` or not integers.
+
+    Examples
+    --------
+    >>> class_weights([0, 0, 0, 1], num_classes=3)
+    {0: 0.6667, 1: 2.0, 2: 1.0}
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
+        raise InvalidDataError(f"labels must be a 1-D array of class indices, got shape {y.shape} and dtype {y.dtype}.")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise InvalidDataError(f"labels must lie in [0, {num_classes}), got values from {y.min()} to {y.max()}.")
+    counts = np.bincount(y, minlength=num_classes)
+    present = int((counts > 0).sum())
+    return {c: round(float(y.size / (present * n)), 4) if n else 1.0 for c, n in enumerate(counts.tolist())}
+
+
+def training_callbacks(
+    checkpoint: str | os.PathLike,
+    *,
+    model: keras.Model | None = None,
+    monitor: str = "val_loss",
+    early_stopping_patience: int = 5,
+    lr_patience: int = 2,
+    lr_factor: float = 0.5,
+    min_lr: float = 1e-6,
+    verbose: int = 0,
+) -> list[Any]:
+    """The seed's callbacks: EarlyStopping (restoring the best weights), ReduceLROnPlateau, ModelCheckpoint.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+        Where ``ModelCheckpoint`` writes the best model (``.keras``, or ``.weights.h5`` for weights only).
+    model : keras.Model, optional
+        When training goes through a wrapper (augmentation layers in front), the emotionkit
+        model inside it: the checkpoint then holds that model, not the wrapper.
+    monitor : str, default "val_loss"
+        What all three callbacks watch (lower is better for losses, higher for accuracies).
+    early_stopping_patience : int, default 5
+        Epochs without improvement before training stops.
+    lr_patience : int, default 2
+        Epochs without improvement before the learning rate is multiplied by ``lr_factor``;
+        0 reduces it after every epoch that does not improve.
+    lr_factor : float, default 0.5
+        Learning-rate multiplier.
+    min_lr : float, default 1e-6
+        Lower bound of the learning rate.
+    verbose : int, default 0
+        Keras callback verbosity.
+
+    Returns
+    -------
+    list of keras.callbacks.Callback
+    """
+    keras = import_keras()
+    cb = keras.callbacks
+    checkpoint = os.fspath(checkpoint)
+    weights_only = checkpoint.endswith(".weights.h5")
+    common = {"monitor": monitor, "verbose": verbose}
+    if model is None:
+        saver = cb.ModelCheckpoint(checkpoint, save_best_only=True, save_weights_only=weights_only, **common)
+    else:
+        saver = _inner_checkpoint(keras)(
+            model, checkpoint, save_best_only=True, save_weights_only=weights_only, **common
+        )
+    return [
+        cb.EarlyStopping(patience=early_stopping_patience, restore_best_weights=True, **common),
+        cb.ReduceLROnPlateau(factor=lr_factor, patience=lr_patience, min_lr=min_lr, **common),
+        saver,
+    ]
+
+
+def _inner_checkpoint(keras: Any) -> type:
+    class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
+        """ModelCheckpoint that saves the model inside the training wrapper (same variables, no augmentation)."""
+
+        def __init__(self, target: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._target = target
+
+        @property
+        def model(self) -> Any:
+            super().model  # noqa: B018 - on JAX this syncs the trained state into the shared variables
+            return self._target
+
+    return InnerModelCheckpoint
+
+
+def fit(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    *,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.1,
+    epochs: int = 30,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    checkpoint: str | os.PathLike = "best.keras",
+    class_weight: Literal["balanced"] | Mapping[int, float] | None = "balanced",
+    augment: bool = True,
+    early_stopping_patience: int = 5,
+    lr_patience: int = 2,
+    lr_factor: float = 0.5,
+    min_lr: float = 1e-6,
+    seed: int | None = None,
+    verbose: int | str = 2,
+) -> keras.callbacks.History:
+    """Train an emotionkit Keras model the seed's way; the model is trained in place.
+
+    Faces are preprocessed exactly as the torch recognizer does (:func:`nhwc_faces` with the
+    model's preprocessor). Training uses Adam and sparse categorical cross-entropy behind
+    :func:`augmentation`, with :func:`class_weights` and :func:`training_callbacks`.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`emotionkit.keras.build` (or ``build_cnn`` and the others).
+    x : numpy.ndarray
+        Training faces ``(N, H, W)`` or ``(N, H, W, C)``, uint8 or float in [0, 1].
+    y : array-like of int
+        ``(N,)`` class indices (the model's label order, :data:`~emotionkit.EMOTIONS` by default).
+    validation_data : (faces, labels), optional
+        Held-out faces the callbacks watch; default: the last ``validation_split`` of ``x``.
+    validation_split : float, default 0.1
+        Used only without ``validation_data``.
+    epochs, batch_size, learning_rate
+        As for Keras.
+    checkpoint : str or os.PathLike, default "best.keras"
+        Where the best model (lowest ``val_loss``) is written.
+    class_weight : "balanced", mapping or None, default "balanced"
+        Class weights; ``"balanced"`` computes :func:`class_weights` from ``y``.
+    augment : bool, default True
+        Train behind :func:`augmentation`.
+    early_stopping_patience, lr_patience, lr_factor, min_lr
+        See :func:`training_callbacks`.
+    seed : int, optional
+        Seeds Keras, numpy and the augmentation, for a reproducible run.
+    verbose : int or str, default 2
+        Keras ``fit`` verbosity (2: one line per epoch).
+
+    Returns
+    -------
+    keras.callbacks.History
+        ``history.history`` has ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``learning_rate`` per epoch.
+
+    Raises
+    ------
+    InvalidDataError
+        Labels that do not match the faces or the model's classes.
+    InvalidImageError
+        Faces that are not a batch of images.
+    """
+    keras = import_keras()
+    info = model_info(model)
+    num_classes = int(model.output_shape[-1])
+    x_train = nhwc_faces(x, info["preprocessor"])
+    y_train = _labels(y, len(x_train), num_classes, "y")
+    validation = None
+    if validation_data is not None:
+        vx, vy = validation_data
+        vx = nhwc_faces(vx, info["preprocessor"])
+        validation = (vx, _labels(vy, len(vx), num_classes, "validation labels"))
+    elif not 0 < validation_split < 1:
+        raise InvalidDataError(f"Give validation_data, or a validation_split in (0, 1); got {validation_split!r}.")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    trainer = model
+    if augment:
+        inputs = keras.Input(shape=model.input_shape[1:], name="faces")
+        trainer = keras.Model(inputs, model(augmentation(seed=seed)(inputs)), name=f"{model.name}_training")
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=info["output"] == "logits"),
+        metrics=["accuracy"],
+    )
+    weights = class_weights(y_train, num_classes) if class_weight == "balanced" else class_weight
+    callbacks = training_callbacks(
+        checkpoint,
+        model=model if trainer is not model else None,
+        early_stopping_patience=early_stopping_patience,
+        lr_patience=lr_patience,
+        lr_factor=lr_factor,
+        min_lr=min_lr,
+    )
+    return trainer.fit(
+        x_train,
+        y_train,
+        validation_data=validation,
+        validation_split=0.0 if validation is not None else validation_split,
+        epochs=epochs,
+        batch_size=batch_size,
+        class_weight=dict(weights) if weights is not None else None,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+
+
+def _labels(y: Any, n: int, num_classes: int, what: str) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.shape != (n,):
+        raise InvalidDataError(f"{what} must have shape ({n},) to match the faces, got {labels.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer) or (n and (labels.min() < 0 or labels.max() >= num_classes)):
+        raise InvalidDataError(
+            f"{what} must be integer class indices in [0, {num_classes}), got dtype {labels.dtype}"
+            + (f" and values {labels.min()}..{labels.max()}." if n else ".")
+        )
+    return labels.astype(np.int64)
