@@ -146,3 +146,60 @@ def test_markdown_snippets(page: Path):
 def test_every_snippet_page_is_found():
     # A guard against a fence regex that silently matches nothing.
     assert len([p for p in _pages() if FENCE.search(p.read_text())]) >= 3
+
+
+def _load_ek_zoo():
+    spec = importlib.util.spec_from_file_location("ek_zoo", DOCS / "_ext" / "ek_zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch):
+    import emotionkit.recognizer
+    from emotionkit import EmotionRecognizer, FacePreprocessor, build_backbone
+    from emotionkit.weights import WeightsSpec, sha256sum
+
+    ek_zoo = _load_ek_zoo()
+    monkeypatch.setattr(emotionkit.recognizer, "bundled_models", lambda: {})
+    assert "No bundled weights yet" in ek_zoo.render()
+
+    # A package shipping weights with a card, laid out as tools/bundle_weights.py writes it.
+    folder = tmp_path / "zoo_pkg" / "models" / "cnn"
+    folder.mkdir(parents=True)
+    (tmp_path / "zoo_pkg" / "__init__.py").write_text("")
+    rec = EmotionRecognizer(
+        build_backbone("cnn"), FacePreprocessor(), backbone_name="cnn", backbone_config={"in_channels": 1}
+    )
+    rec.save_pretrained(folder)
+    card = {
+        "labels": list(rec.labels),
+        "num_params": 1_234_567,
+        "publictest": {"accuracy": 0.6789, "macro_f1": 0.6123, "weighted_f1": 0.6543, "ece": 0.0312},
+        "publictest_flip_tta": {"accuracy": 0.6912},
+        "publictest_dedup": {"accuracy": 0.6701},
+    }
+    (folder / "card.json").write_text(json.dumps(card))
+    (folder / "card.md").write_text("# `cnn`: cnn\n\n## FER-2013 PublicTest\n\nAccuracy 0.6789 on 3589 faces.\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    weights = WeightsSpec("cnn_test", "zoo_pkg", "models/cnn", sha256sum(folder / "model.safetensors"))
+    monkeypatch.setattr(emotionkit.recognizer, "bundled_models", lambda: {"cnn": weights})
+
+    text = ek_zoo.render()
+    row = next(line for line in text.splitlines() if line.startswith("| `cnn`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == [
+        "`cnn` (default)",
+        "1.23 M",
+        "1×48×48",
+        "67.9%",
+        "69.1%",
+        "67.0%",
+        "0.612",
+        "0.654",
+        "0.031",
+        cells[-1],
+    ]
+    assert cells[-1].endswith(" MB")
+    assert "### `cnn`: cnn" in text and "#### FER-2013 PublicTest" in text  # the card, headings under the model's
+    assert weights.sha256 in text

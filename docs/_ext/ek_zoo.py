@@ -13,10 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
-
 NONE_YET = "No bundled weights yet: every backbone can be trained with `emotionkit train` (see the user guide)."
 
 #: Where each value is looked up in a card (first path found wins); the first paths are what
