@@ -1,0 +1,233 @@
+"""A vectorised MTCNN cascade (P-Net, R-Net, O-Net) over facenet-pytorch's pretrained networks.
+
+facenet-pytorch's ``detect_face`` crops and resizes every candidate box in a Python
+loop (one ``interpolate`` call per box, ~100-200 per photo) and builds each pyramid
+level with area interpolation from the full image. Here every stage is a handful of
+batched tensor operations:
+
+- the pyramid is built level from level with antialiased bilinear resizing;
+- P-Net runs channels-last (its 2x2 ceil-mode pooling is several times faster so);
+- all R-Net and O-Net crops of all images come from one ``roi_align`` call, with the
+  original MTCNN's zero padding outside the image (facenet-pytorch clamps the box to
+  the image and stretches the crop instead).
+
+The networks, thresholds, pyramid rule, non-maximum suppression rules and box
+regression are those of Zhang et al. (2016) as facenet-pytorch implements them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, roi_align
+
+__all__ = ["pyramid_scales", "run_cascade"]
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
+    """Return the image scales at which P-Net (12x12 window) sees faces of ``min_face_size`` pixels and up.
+
+    Examples
+    --------
+    >>> [round(s, 3) for s in pyramid_scales(100, 100, 40, 0.5)]
+    [0.3, 0.15]
+    """
+    scale = 12.0 / min_face_size
+    side = min(height, width) * scale
+    scales = []
+    while side >= 12:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - 127.5) * 0.0078125
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow each ``(x1, y1, x2, y2)`` box to a square around its centre (``rerec``)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    x1 = boxes[:, 0] + w * 0.5 - side * 0.5
+    y1 = boxes[:, 1] + h * 0.5 - side * 0.5
+    return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)
+
+
+def _regress(boxes: torch.Tensor, reg: torch.Tensor, plus_one: bool = True) -> torch.Tensor:
+    extra = 1.0 if plus_one else 0.0
+    w = (boxes[:, 2] - boxes[:, 0] + extra).unsqueeze(1)
+    h = (boxes[:, 3] - boxes[:, 1] + extra).unsqueeze(1)
+    return boxes + reg * torch.cat([w, h, w, h], dim=1)
+
+
+def _crops(levels: Sequence[torch.Tensor], boxes: torch.Tensor, inds: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop integer-aligned boxes (pixels ``x1-1 .. x2``, as MTCNN does) and resize them to ``size``.
+
+    Each box is sampled, one bilinear sample per output pixel, from the pyramid level
+    where its side is closest to ``size`` (within a factor of ~1.2 for the default
+    pyramid): the pyramid already did the antialiasing, and one ``roi_align`` call per
+    level replaces facenet-pytorch's one ``interpolate`` call per box.
+    Pixels outside the image are zero, as in the original MTCNN.
+    """
+    b = boxes.trunc()
+    b = torch.cat([b[:, 0:1] - 1, b[:, 1:2] - 1, b[:, 2:3], b[:, 3:4]], dim=1)
+    full_h, full_w = levels[0].shape[-2:]
+    side = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).clamp(min=1.0)
+    ratios = torch.tensor([lv.shape[-1] / full_w for lv in levels], device=b.device)
+    choice = (side[:, None] * ratios[None, :] / size).log().abs().argmin(dim=1)
+    out = boxes.new_empty((boxes.shape[0], levels[0].shape[1], size, size))
+    for j in choice.unique().tolist():
+        sel = (choice == j).nonzero().squeeze(1)
+        lh, lw = levels[j].shape[-2:]
+        scale = torch.tensor([lw / full_w, lh / full_h, lw / full_w, lh / full_h], device=b.device)
+        rois = torch.cat([inds[sel].to(b.dtype).unsqueeze(1), b[sel] * scale], dim=1)
+        out[sel] = roi_align(
+            levels[j], rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=1, aligned=True
+        )
+    return out
+
+
+def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, inds: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS per image where overlap is intersection over the *smaller* box (O-Net's rule)."""
+    if boxes.shape[0] == 0:
+        return torch.empty((0,), dtype=torch.long)
+    order = torch.argsort(scores, descending=True)
+    b, img = boxes[order], inds[order]
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt + 1).clamp(min=0)
+    overlap = wh[..., 0] * wh[..., 1] / torch.minimum(area[:, None], area[None, :])
+    suppress = (overlap > threshold) & (img[:, None] == img[None, :])
+    alive = torch.ones(len(b), dtype=torch.bool)
+    keep = []
+    for i in range(len(b)):
+        if alive[i]:
+            keep.append(i)
+            alive &= ~suppress[i]
+    return order[torch.tensor(keep, dtype=torch.long)]
+
+
+def _stage_one(
+    images: torch.Tensor, pnet: nn.Module, scales: Sequence[float], threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """P-Net over the image pyramid.
+
+    Returns candidate boxes ``(K, 9)`` (box, score, regression), their image indices,
+    and the image followed by its downscaled pyramid levels (for cropping).
+    """
+    _, _, h, w = images.shape
+    found, found_inds = [], []
+    levels = [images]
+    level = images
+    for scale in scales:
+        size = (int(h * scale + 1), int(w * scale + 1))
+        # Each level comes from the previous one (bigger than it), so the pyramid costs about 2 full-size resizes.
+        level = F.interpolate(level, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if size[1] < w:
+            levels.append(level)
+        reg, prob = pnet(_normalise(level).contiguous(memory_format=torch.channels_last))
+        score = prob[:, 1]
+        mask = score >= threshold
+        where = mask.nonzero()
+        if where.shape[0] == 0:
+            continue
+        inds = where[:, 0]
+        cells = where[:, 1:].flip(1).to(images.dtype)  # (x, y) of each P-Net output cell
+        q1 = ((2 * cells + 1) / scale).floor()
+        q2 = ((2 * cells + 12) / scale).floor()
+        offsets = reg.permute(0, 2, 3, 1)[mask]
+        boxes = torch.cat([q1, q2, score[mask].unsqueeze(1), offsets], dim=1)
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
+        found.append(boxes[keep])
+        found_inds.append(inds[keep])
+    if not found:
+        return images.new_zeros((0, 9)), torch.zeros((0,), dtype=torch.long, device=images.device), levels
+    return torch.cat(found), torch.cat(found_inds), levels
+
+
+@torch.inference_mode()
+def run_cascade(
+    batch: np.ndarray,
+    pnet: nn.Module,
+    rnet: nn.Module,
+    onet: nn.Module,
+    *,
+    min_face_size: float = 20.0,
+    thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+    factor: float = 0.709,
+    device: str | torch.device | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Detect faces in a batch of equal-size RGB images.
+
+    Parameters
+    ----------
+    batch : numpy.ndarray
+        ``(B, H, W, 3)`` uint8 RGB.
+    pnet, rnet, onet : torch.nn.Module
+        facenet-pytorch's pretrained MTCNN networks, in eval mode.
+    min_face_size : float, default 20
+        Smallest face side searched for, in pixels of ``batch``.
+    thresholds : (float, float, float)
+        Score thresholds of the three stages.
+    factor : float, default 0.709
+        Pyramid scale step.
+    device : str or torch.device, optional
+        Where the networks are (default CPU).
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        Per image: boxes ``(n, 5)`` as ``x1, y1, x2, y2, score`` and landmarks ``(n, 5, 2)``.
+    """
+    # Contiguous NCHW: roi_align would otherwise copy the whole image (or level) on every call.
+    images = (
+        torch.from_numpy(np.array(batch, dtype=np.float32, copy=True))
+        .to(device or "cpu")
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )
+    n_images, _, h, w = images.shape
+    empty = [(np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)) for _ in range(n_images)]
+    boxes, inds, levels = _stage_one(images, pnet, pyramid_scales(h, w, min_face_size, factor), thresholds[0])
+    if boxes.shape[0] == 0:
+        return empty
+    keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+    boxes, inds = boxes[keep], inds[keep]
+    boxes = _square(_regress(boxes[:, :4], boxes[:, 5:9], plus_one=False))
+
+    # Stage 2: R-Net refines every candidate in one batch.
+    reg, prob = rnet(_normalise(_crops(levels, boxes, inds, 24)).contiguous(memory_format=torch.channels_last))
+    score = prob[:, 1]
+    ok = score > thresholds[1]
+    boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]
+    if boxes.shape[0] == 0:
+        return empty
+    keep = batched_nms(boxes, score, inds, 0.7)
+    boxes = _square(_regress(boxes[keep], reg[keep]))
+    inds = inds[keep]
+
+    # Stage 3: O-Net gives the final score, box and five landmarks.
+    reg, marks, prob = onet(_normalise(_crops(levels, boxes, inds, 48)).contiguous(memory_format=torch.channels_last))
+    score = prob[:, 1]
+    ok = score > thresholds[2]
+    boxes, inds, score, reg, marks = boxes[ok], inds[ok], score[ok], reg[ok], marks[ok]
+    if boxes.shape[0] == 0:
+        return empty
+    w_box = (boxes[:, 2] - boxes[:, 0] + 1).unsqueeze(1)
+    h_box = (boxes[:, 3] - boxes[:, 1] + 1).unsqueeze(1)
+    points = torch.stack([w_box * marks[:, :5] + boxes[:, 0:1] - 1, h_box * marks[:, 5:] + boxes[:, 1:2] - 1], dim=2)
+    boxes = _regress(boxes, reg)
+    boxes, inds, score, points = boxes.cpu(), inds.cpu(), score.cpu(), points.cpu()
+    keep = _nms_min(boxes, score, inds, 0.7)
+    boxes, inds, score, points = boxes[keep], inds[keep], score[keep], points[keep]
+    out_boxes = torch.cat([boxes, score.unsqueeze(1)], dim=1).numpy()
+    out_points = points.numpy()
+    inds_np = inds.numpy()
+    return [(out_boxes[inds_np == i], out_points[inds_np == i]) for i in range(n_images)]
