@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare",
     "explain": "explain",
     "video": "video",
+    "export": "export",
 }
 
 

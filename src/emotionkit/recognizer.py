@@ -155,6 +155,9 @@ class EmotionRecognizer:
         self.temperature = float(temperature)
         self.meta: dict[str, Any] = dict(meta or {})
         self._channels_last = self.device.type == "cpu" and _uses_convolutions(backbone)
+        #: "torch", or "onnx" once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime.
+        self.runtime = "torch"
+        self._onnx: Any = None
         self.model = backbone.to(self.device).eval()
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -168,6 +171,7 @@ class EmotionRecognizer:
         detector: str | FaceDetector | None = "mtcnn",
         device: str | torch.device | None = None,
         detector_options: Mapping[str, Any] | None = None,
+        runtime: Literal["torch", "onnx"] = "torch",
     ) -> EmotionRecognizer:
         """Load bundled weights by backbone name, or a directory written by :meth:`save_pretrained`.
 
@@ -183,6 +187,10 @@ class EmotionRecognizer:
             Where to run (default CPU).
         detector_options : mapping, optional
             Keyword arguments for the detector's constructor.
+        runtime : {"torch", "onnx"}, default "torch"
+            What classifies faces. ``"onnx"`` runs the backbone with onnxruntime
+            (``pip install "emotionkit[onnx]"``), using the directory's ``model.onnx`` when it
+            matches the weights, else exporting in memory; explanations still use torch.
 
         Returns
         -------
@@ -203,6 +211,16 @@ class EmotionRecognizer:
         >>> rec.labels[:3]
         ('angry', 'disgust', 'fear')
         """
+        if runtime not in ("torch", "onnx"):
+            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}.")
+        if runtime == "onnx":
+            from .export import attach_onnx
+
+            rec = cls.from_pretrained(name_or_dir, detector=detector, device=device, detector_options=detector_options)
+            folder = Path(DEFAULT_MODEL if name_or_dir is None else name_or_dir)
+            if not folder.is_dir():  # bundled weights: their folder may hold a matching model.onnx
+                folder = Path(load_plugin("backbones", str(folder)).weights[0].path)
+            return attach_onnx(rec, folder)
         name = DEFAULT_MODEL if name_or_dir is None else name_or_dir
         path = Path(name)
         if path.is_dir() and (path / CONFIG_NAME).is_file():
@@ -314,6 +332,8 @@ class EmotionRecognizer:
         """
         if x.shape[0] == 0:
             return torch.empty((0, len(self.labels)))
+        if self._onnx is not None:
+            return self._onnx(x)
         x = x.to(self.device)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

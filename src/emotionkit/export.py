@@ -1,0 +1,283 @@
+"""Export a recognizer's backbone to ONNX, and run it with onnxruntime.
+
+The exported graph maps ``(batch, C, H, W)`` float32 faces, preprocessed exactly as
+:class:`~emotionkit.preprocessing.FacePreprocessor` does, to ``(batch, classes)``
+logits; the batch axis is dynamic. Everything needed to use the file without
+emotionkit is stored in the model's ``metadata_props`` (as JSON strings):
+``emotionkit_preprocessor``, ``emotionkit_labels``, ``emotionkit_temperature``,
+``emotionkit_backbone``, ``emotionkit_backbone_config``, ``emotionkit_weights_digest``
+(:func:`weights_digest` of the exported weights).
+Probabilities are ``softmax(logits / temperature)``.
+
+Needs the ``onnx`` extra: ``pip install "emotionkit[onnx]"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .exceptions import MissingDependencyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recognizer import EmotionRecognizer
+
+__all__ = [
+    "export_onnx",
+    "read_onnx_metadata",
+    "weights_digest",
+    "OnnxBackbone",
+    "attach_onnx",
+    "ONNX_NAME",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+]
+
+#: File name :func:`attach_onnx` looks for in a model directory.
+ONNX_NAME = "model.onnx"
+INPUT_NAME = "faces"
+OUTPUT_NAME = "logits"
+_PREFIX = "emotionkit_"
+_INSTALL = 'pip install "emotionkit[onnx]"'
+
+
+def _require(module: str, purpose: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} needs the {module!r} package, which is not installed: {_INSTALL}"
+        ) from exc
+
+
+def _metadata(recognizer: EmotionRecognizer) -> dict[str, str]:
+    from . import __version__
+
+    values: dict[str, Any] = {
+        "version": __version__,
+        "backbone": recognizer.backbone_name,
+        "backbone_config": recognizer.backbone_config,
+        "labels": list(recognizer.labels),
+        "temperature": recognizer.temperature,
+        "preprocessor": recognizer.preprocessor.to_dict(),
+        "weights_digest": weights_digest(recognizer.model),
+    }
+    return {_PREFIX + k: json.dumps(v) for k, v in values.items()}
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """Return a sha256 of a model's float32 state (names and values), to tell whether an export is current."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().float().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamo: bool) -> bytes:
+    """Export to ONNX bytes with a dynamic batch axis."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of torch.export, but it is ~10x faster to run here,
+        # needs no onnxscript, and gives the same numbers (tests/test_export.py checks parity).
+        warnings.simplefilter("ignore")
+        if dynamo:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
+                opset_version=max(opset, 18),
+                dynamo=True,
+            )
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                program.save(Path(tmp) / ONNX_NAME)  # type: ignore[union-attr]
+                return (Path(tmp) / ONNX_NAME).read_bytes()
+        else:
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,  # type: ignore[arg-type]
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    return buffer.getvalue()
+
+
+def export_onnx(
+    recognizer: EmotionRecognizer,
+    out: str | os.PathLike | None = None,
+    *,
+    opset: int = 17,
+    exporter: str = "auto",
+) -> bytes:
+    """Export a recognizer's backbone to ONNX with a dynamic batch axis and self-describing metadata.
+
+    Parameters
+    ----------
+    recognizer : EmotionRecognizer
+        Its backbone, preprocessing, labels and temperature are exported.
+    out : str or os.PathLike, optional
+        Where to write the ``.onnx`` file (parent folders are created); ``None`` only returns the bytes.
+    opset : int, default 17
+        ONNX opset of the TorchScript exporter (the torch.export one uses at least 18).
+    exporter : {"auto", "torchscript", "dynamo"}, default "auto"
+        ``"auto"`` uses torch's TorchScript exporter and falls back to torch.export
+        (``dynamo=True``) where that one is missing or fails.
+
+    Returns
+    -------
+    bytes
+        The serialized ONNX model (also written to ``out`` when given).
+
+    Raises
+    ------
+    MissingDependencyError
+        ``onnx`` is not installed (``pip install "emotionkit[onnx]"``).
+    ValueError
+        An unknown ``exporter``.
+
+    Examples
+    --------
+    >>> from emotionkit.recognizer import EmotionRecognizer, build_backbone
+    >>> from emotionkit.preprocessing import FacePreprocessor
+    >>> rec = EmotionRecognizer(build_backbone("cnn"), FacePreprocessor(), backbone_name="cnn")
+    >>> meta = read_onnx_metadata(export_onnx(rec))
+    >>> meta["labels"][:2], meta["preprocessor"]["size"]
+    (['angry', 'disgust'], [48, 48])
+    """
+    if exporter not in ("auto", "torchscript", "dynamo"):
+        raise ValueError(f"exporter must be 'auto', 'torchscript' or 'dynamo', got {exporter!r}.")
+    onnx = _require("onnx", "ONNX export")
+    model = copy.deepcopy(recognizer.model).float().cpu().to(memory_format=torch.contiguous_format).eval()
+    height, width = recognizer.preprocessor.size  # type: ignore[misc]
+    example = torch.zeros((2, recognizer.preprocessor.channels, height, width))
+    if exporter == "dynamo":
+        data = _torch_export(model, example, opset, dynamo=True)
+    else:
+        try:
+            data = _torch_export(model, example, opset, dynamo=False)
+        except Exception:
+            if exporter == "torchscript":
+                raise
+            data = _torch_export(model, example, opset, dynamo=True)
+    proto = onnx.load_from_string(data)
+    for key, value in _metadata(recognizer).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "emotionkit"
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return data
+
+
+def read_onnx_metadata(model: str | os.PathLike | bytes) -> dict[str, Any]:
+    """Read the emotionkit metadata of an exported model (path or bytes), JSON-decoded, prefix dropped.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``onnx`` is not installed.
+    """
+    onnx = _require("onnx", "Reading ONNX metadata")
+    proto = (
+        onnx.load_from_string(model)
+        if isinstance(model, bytes)
+        else onnx.load(os.fspath(model), load_external_data=False)
+    )
+    return {p.key[len(_PREFIX) :]: json.loads(p.value) for p in proto.metadata_props if p.key.startswith(_PREFIX)}
+
+
+class OnnxBackbone:
+    """An onnxruntime session that maps preprocessed faces to logits like the torch backbone does.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or bytes
+        An ``.onnx`` file written by :func:`export_onnx`, or its bytes.
+    threads : int, optional
+        onnxruntime's intra-op threads (default: ``torch.get_num_threads()``, so both
+        runtimes use the same cores).
+
+    Raises
+    ------
+    MissingDependencyError
+        onnxruntime is not installed (``pip install "emotionkit[onnx]"``).
+    """
+
+    def __init__(self, model: str | os.PathLike | bytes, *, threads: int | None = None) -> None:
+        ort = _require("onnxruntime", 'runtime="onnx"')
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source = model if isinstance(model, bytes) else os.fspath(model)
+        #: Where the graph came from: a file path, or ``"<memory>"``.
+        self.source = "<memory>" if isinstance(model, bytes) else os.fspath(model)
+        self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, classes)`` float32 logits on the CPU for ``(N, C, H, W)`` faces."""
+        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+def attach_onnx(recognizer: EmotionRecognizer, source: str | os.PathLike | bytes | None = None) -> EmotionRecognizer:
+    """Make ``recognizer.logits`` run on onnxruntime (``runtime="onnx"``); the torch model stays for explanations.
+
+    Parameters
+    ----------
+    recognizer : EmotionRecognizer
+        Modified in place and returned.
+    source : str, os.PathLike or bytes, optional
+        An exported ``.onnx`` file (or its bytes), or a model directory: its ``model.onnx`` is used
+        when it was exported from the same weights. Otherwise (and for ``None``) the backbone is
+        exported in memory, which takes about a second.
+
+    Returns
+    -------
+    EmotionRecognizer
+        ``recognizer``, with ``runtime == "onnx"``.
+
+    Raises
+    ------
+    MissingDependencyError
+        onnxruntime (or, to export, onnx) is not installed: ``pip install "emotionkit[onnx]"``.
+    """
+    _require("onnxruntime", 'runtime="onnx"')
+    model: str | os.PathLike | bytes | None = source
+    if source is not None and not isinstance(source, bytes) and Path(source).is_dir():
+        candidate = Path(source) / ONNX_NAME
+        model = None
+        if candidate.is_file() and read_onnx_metadata(candidate).get("weights_digest") == weights_digest(
+            recognizer.model
+        ):
+            model = candidate
+    recognizer._onnx = OnnxBackbone(export_onnx(recognizer) if model is None else model)
+    recognizer.runtime = "onnx"
+    return recognizer
