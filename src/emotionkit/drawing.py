@@ -30,6 +30,16 @@ COLORS: dict[str, tuple[int, int, int]] = {
 def face_caption(face: FaceEmotion) -> str:
     """Return the caption of one face: its top label and that label's probability.
 
+    Parameters
+    ----------
+    face : FaceEmotion
+        A result of :meth:`emotionkit.EmotionRecognizer.predict`.
+
+    Returns
+    -------
+    str
+        ``"label (0.87)"``, the probability with two decimals.
+
     Examples
     --------
     >>> from emotionkit.types import Detection
