@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..interfaces import BackboneSpec
+from ..weights import WeightsSpec
 
 __all__ = ["EmotionCNN", "build_cnn", "SPEC"]
 
@@ -129,6 +130,14 @@ SPEC = BackboneSpec(
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
     target_layer=_last_conv_block,
     explainers=("gradcam",),
-    weights=(),
+    # Trained on FER-2013 by tools/bundle_weights.py; metrics and the training command are in its card.
+    weights=(
+        WeightsSpec(
+            name="cnn_fer2013",
+            package="emotionkit",
+            directory="assets/models/cnn",
+            sha256="6b05259cdd69cb50fb1f4c7da43c86e37939211383f7aee9d9d4897bf8e8cb65",
+        ),
+    ),
     description="The seed's VGG-style CNN (3 conv blocks + 512-unit dense layer), 48x48 grayscale.",
 )

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..interfaces import BackboneSpec
+from ..weights import WeightsSpec
 
 __all__ = ["BasicBlock", "EmotionResNet", "build_resnet", "SPEC"]
 
@@ -159,6 +160,14 @@ SPEC = BackboneSpec(
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
     target_layer=_last_stage,
     explainers=("gradcam",),
-    weights=(),
+    # Trained on FER-2013 by tools/bundle_weights.py; metrics and the training command are in its card.
+    weights=(
+        WeightsSpec(
+            name="resnet_fer2013",
+            package="emotionkit",
+            directory="assets/models/resnet",
+            sha256="f1e28b7cead7a477694e87a995f88280d4ff601b6cc0f8742a90dd839b15a7d1",
+        ),
+    ),
     description="Compact ResNet (basic residual blocks, global average pooling), 48x48 grayscale.",
 )

@@ -1,0 +1,84 @@
+"""Regenerate the comparison table of the bundled models from the bundled weights.
+
+    python benchmarks/accuracy.py [--model NAME ...] [--data PATH] [--json out.json]
+
+Protocol: FER-2013 PublicTest (from ``$EMOTIONKIT_DATA`` or ``--data``), which no bundled model saw during
+training, checkpoint selection or temperature fitting (those used Training and a stratified 10% of it).
+Each model is scored with one crop and with horizontal-flip test-time augmentation, on all 3,589 PublicTest
+rows and on the rows left after dropping exact duplicates of Training images. Inference speed is crop
+classification faces/s at batch 64 on this machine's CPU threads (compare as ratios within one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emotionkit.data.fer2013 import read_fer2013
+    from emotionkit.data.splits import cross_split_duplicates
+    from emotionkit.recognizer import EmotionRecognizer, bundled_models
+    from emotionkit.training.evaluate import evaluate
+    from emotionkit.training.reports import inference_speed
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="*", default=None, help="bundled model names (default: all)")
+    parser.add_argument("--data", default=None, help="FER-2013 CSV or the folder holding fer2013/")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    names = args.model or sorted(bundled_models())
+    if not names:
+        print("No bundled weights.", file=sys.stderr)
+        return 1
+    data = read_fer2013(args.data, usage=("Training", "PublicTest"))
+    train = data.subset(np.flatnonzero(data.usage == "Training"))
+    test = data.subset(np.flatnonzero(data.usage == "PublicTest"))
+    dup = cross_split_duplicates(train.images, test.images)
+    dedup = test.subset(np.flatnonzero(~dup))
+    rows = []
+    for name in names:
+        rec = EmotionRecognizer.from_pretrained(name, detector=None)
+        one = evaluate(rec, test)
+        tta = evaluate(rec, test, tta_flip=True)
+        dd = evaluate(rec, dedup)
+        f1 = {k: v["f1"] for k, v in one["per_class"].items()}
+        rows.append(
+            {
+                "model": name,
+                "params": int(sum(p.numel() for p in rec.model.parameters())),
+                "accuracy": one["accuracy"],
+                "accuracy_flip_tta": tta["accuracy"],
+                "accuracy_dedup": dd["accuracy"],
+                "macro_f1": one["macro_f1"],
+                "weighted_f1": one["weighted_f1"],
+                "best_class": max(f1, key=f1.get),
+                "worst_class": min(f1, key=f1.get),
+                "best_f1": max(f1.values()),
+                "worst_f1": min(f1.values()),
+                "ece": one["ece"],
+                "faces_per_second_b64": inference_speed(name),
+            }
+        )
+    header = "| model | params | PublicTest acc | flip TTA | dedup acc | macro F1 | weighted F1 | best class F1 | worst class F1 | ECE | faces/s (b64) |"
+    print(f"PublicTest n={len(test)} (dedup n={len(dedup)}, {int(dup.sum())} Training duplicates removed)")
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['params']:,} | {r['accuracy']:.4f} | {r['accuracy_flip_tta']:.4f} | {r['accuracy_dedup']:.4f} | "
+            f"{r['macro_f1']:.4f} | {r['weighted_f1']:.4f} | {r['best_class']} {r['best_f1']:.3f} | "
+            f"{r['worst_class']} {r['worst_f1']:.3f} | {r['ece']:.4f} | {r['faces_per_second_b64']:.0f} |"
+        )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

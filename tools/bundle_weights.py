@@ -1,0 +1,171 @@
+"""Bundle a finished training run as emotionkit's pretrained weights for one backbone, with its model card.
+
+Usage (maintainers)::
+
+    python tools/bundle_weights.py RUN_DIR NAME [--data PATH] [--command "emotionkit train ..."]
+
+It evaluates the run on FER-2013 PublicTest (one crop and horizontal-flip TTA; all rows, and without the
+images that duplicate a Training image), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
+costs under 0.1 point of accuracy), copies the files into ``src/emotionkit/assets/models/NAME/``, writes
+``card.json`` and ``card.md``, and prints the sha256 to put in the backbone's ``WeightsSpec``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emotionkit.data.fer2013 import read_fer2013
+from emotionkit.data.splits import cross_split_duplicates, stratified_split
+from emotionkit.recognizer import EmotionRecognizer
+from emotionkit.registry import load_plugin
+from emotionkit.training.metrics import classification_metrics, softmax
+from emotionkit.training.trainer import predict_logits
+from emotionkit.weights import sha256sum
+
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "emotionkit" / "assets" / "models"
+
+
+def evaluate(rec: EmotionRecognizer, images: np.ndarray, labels: np.ndarray, tta: bool) -> dict:
+    x = rec.preprocessor.faces(images)
+    logits = predict_logits(rec, x, tta_flip=tta)
+    out = classification_metrics(labels, softmax(logits, rec.temperature), rec.labels)
+    out["ece_uncalibrated"] = classification_metrics(labels, softmax(logits), rec.labels)["ece"]
+    return out
+
+
+def faces_per_second(rec: EmotionRecognizer, batch: int = 64, repeats: int = 5) -> float:
+    x = torch.rand(batch, rec.preprocessor.channels, *rec.preprocessor.size)
+    rec.logits(x)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        rec.logits(x)
+        best = min(best, time.perf_counter() - t)
+    return batch / best
+
+
+def card_markdown(name: str, card: dict) -> str:
+    pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
+    lines = [
+        f"# `{name}`: {card['architecture']}",
+        "",
+        f"- Parameters: {card['num_params']:,}; input: {card['input']}; weights file: {card['file_bytes'] / 1e6:.2f} MB ({card['dtype']}).",
+        f"- Trained from scratch on FER-2013 Training minus a stratified 10% validation part (seed 0); "
+        f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
+        f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}.",
+        f"- Command: `{card['training']['command']}`",
+        f"- Calibration: temperature {card['calibration']['temperature']:.3f} fitted on the validation split; "
+        f"validation ECE {card['calibration']['ece_before']:.4f} before, {card['calibration']['ece_after']:.4f} after.",
+        "",
+        "## FER-2013 PublicTest (never used for training, selection or tuning)",
+        "",
+        "| protocol | n | accuracy | macro F1 | weighted F1 | ECE (calibrated) | ECE (T=1) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, m in (("one crop", pt), ("horizontal-flip TTA", tta), ("one crop, Training duplicates removed", dd)):
+        lines.append(
+            f"| {label} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} |"
+        )
+    lines += ["", "Per-class F1 (one crop): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in pt["per_class"].items()), ""]
+    lines += [
+        "Confusion matrix (one crop; rows true, columns predicted, order " + ", ".join(card["labels"]) + "):",
+        "",
+        "```",
+    ]
+    lines += [" ".join(f"{v:4d}" for v in row) for row in pt["confusion"]]
+    lines += ["```", "", f"Reproduce: `{card['reproduce']}`", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("run_dir")
+    p.add_argument("name")
+    p.add_argument("--data", default=None)
+    p.add_argument("--command", required=True, help="the exact training command")
+    p.add_argument("--hardware", default="2 shared CPU cores (no GPU)")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    run = Path(args.run_dir)
+    rec = EmotionRecognizer.from_pretrained(run, detector=None)
+    train_all = read_fer2013(args.data, usage="Training")
+    test = read_fer2013(args.data, usage="PublicTest")
+    _, val_idx = stratified_split(train_all.labels, (0.9, 0.1), seed=0)
+    val = train_all.subset(val_idx)
+
+    # fp16 decision on the validation split.
+    tmp = Path("/tmp") / f"bundle_{args.name}_fp16"
+    rec.save_pretrained(tmp, half=True)
+    rec16 = EmotionRecognizer.from_pretrained(tmp, detector=None)
+    acc32 = evaluate(rec, val.images, val.labels, False)["accuracy"]
+    acc16 = evaluate(rec16, val.images, val.labels, False)["accuracy"]
+    half = (acc32 - acc16) < 0.001
+    chosen = rec16 if half else rec
+    print(
+        f"validation accuracy fp32 {acc32:.4f} fp16 {acc16:.4f} -> storing {'fp16' if half else 'fp32'}",
+        file=sys.stderr,
+    )
+
+    dup = cross_split_duplicates(train_all.images, test.images)
+    card_training = dict(rec.meta.get("training", {}))
+    card = {
+        "name": args.name,
+        "architecture": load_plugin("backbones", rec.backbone_name).description,
+        "backbone": rec.backbone_name,
+        "backbone_config": rec.backbone_config,
+        "labels": list(rec.labels),
+        "num_params": int(sum(p.numel() for p in rec.model.parameters())),
+        "input": f"{rec.preprocessor.channels}x{rec.preprocessor.size[0]}x{rec.preprocessor.size[1]}, "
+        f"mean {list(rec.preprocessor.mean)}, std {list(rec.preprocessor.std)}",
+        "dtype": "float16" if half else "float32",
+        "validation_accuracy_fp32": acc32,
+        "validation_accuracy_fp16": acc16,
+        "training": {
+            **card_training,
+            "command": args.command,
+            "hardware": args.hardware,
+            "data": "FER-2013 Training (../shared/data/fer2013)",
+        },
+        "calibration": rec.meta.get("calibration", {}),
+        "publictest": evaluate(chosen, test.images, test.labels, False),
+        "publictest_flip_tta": evaluate(chosen, test.images, test.labels, True),
+        "publictest_dedup": evaluate(chosen, test.images[~dup], test.labels[~dup], False),
+        "publictest_duplicates_removed": int(dup.sum()),
+        "faces_per_second_batch64": round(faces_per_second(chosen), 1),
+        "reproduce": f"python benchmarks/accuracy.py --model {args.name}",
+    }
+    dest = ASSETS / args.name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    chosen.meta = {k: v for k, v in rec.meta.items()}
+    chosen.save_pretrained(dest, half=half)
+    card["file_bytes"] = (dest / "model.safetensors").stat().st_size
+    card["sha256"] = sha256sum(dest / "model.safetensors")
+    (dest / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (dest / "card.md").write_text(card_markdown(args.name, card))
+    print(
+        json.dumps(
+            {
+                "name": args.name,
+                "sha256": card["sha256"],
+                "bytes": card["file_bytes"],
+                "accuracy": card["publictest"]["accuracy"],
+                "tta": card["publictest_flip_tta"]["accuracy"],
+                "macro_f1": card["publictest"]["macro_f1"],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
