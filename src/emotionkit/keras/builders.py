@@ -17,8 +17,10 @@ Keras is imported on first use, so this module imports whatever ``KERAS_BACKEND`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -79,6 +81,8 @@ def import_keras() -> Any:
         Keras is not installed, is Keras 2, or cannot import the backend ``KERAS_BACKEND`` names.
     """
     backend = os.environ.get("KERAS_BACKEND")
+    if "keras" not in sys.modules and (backend or "tensorflow") == "tensorflow":
+        _import_triton_before_tensorflow()
     try:
         import keras
     except ImportError as exc:
@@ -98,6 +102,30 @@ def import_keras() -> Any:
             f"emotionkit.keras needs Keras 3, found Keras {keras.__version__}: pip install -U 'keras>=3.5'."
         )
     return keras
+
+
+def _import_triton_before_tensorflow() -> None:
+    """Import triton (shipped with CUDA builds of torch) before TensorFlow loads, if both are installed.
+
+    TensorFlow >= 2.20 loads its LLVM with ``RTLD_GLOBAL``; a later ``import triton`` (which
+    torchvision and timm trigger through ``torch._dynamo``) then crashes the interpreter with
+    SIGSEGV (tensorflow/tensorflow#124205). The other order is safe.
+    """
+    if "tensorflow" in sys.modules or "triton" in sys.modules:
+        return
+    if importlib.util.find_spec("triton") is None or importlib.util.find_spec("tensorflow") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception:  # pragma: no cover - a broken triton only matters to torch.compile
+        pass
+
+
+def triton_would_crash() -> bool:
+    """Whether importing triton now would crash the process (TensorFlow loaded first; see above)."""
+    return (
+        "tensorflow" in sys.modules and "triton" not in sys.modules and importlib.util.find_spec("triton") is not None
+    )
 
 
 def keras_name(torch_path: str) -> str:
@@ -274,23 +302,24 @@ def _pretrained(
     name: str | None,
 ) -> keras.Model:
     """Load the bundled torch weights of ``architecture`` into its Keras twin."""
-    from ..recognizer import EmotionRecognizer
-    from .convert import from_recognizer
+    from ..weights import CONFIG_NAME
+    from .convert import _model_directory, from_pretrained
 
-    recognizer = EmotionRecognizer.from_pretrained(architecture, detector="none")  # NoBundledWeightsError until trained
-    bundled = {**defaults, **recognizer.backbone_config}
+    path, _ = _model_directory(architecture)  # NoBundledWeightsError until the weights are trained
+    saved = json.loads((path / CONFIG_NAME).read_text())
+    bundled = {**defaults, **(saved.get("backbone_config") or {}), "num_classes": len(saved.get("labels", EMOTIONS))}
     clashes = {
         k: (v, bundled.get(k))
         for k, v in requested.items()
-        if v != defaults.get(k) and _norm(v) != _norm(bundled.get(k))
+        if _norm(v) != _norm(defaults.get(k)) and _norm(v) != _norm(bundled.get(k))
     }
     if clashes:
         details = ", ".join(f"{k}={v!r} (weights: {b!r})" for k, (v, b) in clashes.items())
         raise IncompatibleComponentsError(
-            f"pretrained=True loads the bundled {architecture!r} weights, whose architecture is fixed; you asked for {details}. "
-            f"Drop those arguments, or build with pretrained=False to train that configuration."
+            f"pretrained=True loads the bundled {architecture!r} weights, whose architecture is fixed; you asked for "
+            f"{details}. Drop those arguments, or build with pretrained=False to train that configuration."
         )
-    return from_recognizer(recognizer, output=output, temperature=temperature, name=name)
+    return from_pretrained(architecture, output=output, temperature=temperature, name=name)
 
 
 def _norm(value: Any) -> Any:

@@ -19,6 +19,7 @@ The layout helpers are plain numpy and need no Keras.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import IncompatibleComponentsError
+from ..exceptions import IncompatibleComponentsError, NoBundledWeightsError, UnknownModelError
 from ..types import EMOTIONS
-from .builders import ARCHITECTURES, BN_EPSILON, build, import_keras, model_info, torch_config
+from .builders import ARCHITECTURES, BN_EPSILON, build, import_keras, model_info, torch_config, triton_would_crash
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -369,32 +370,36 @@ def from_recognizer(
     UnknownModelError
         The backbone has no Keras builder.
     """
-    config = torch_config(recognizer.backbone_config)
-    config["num_classes"] = len(recognizer.labels)
-    t = recognizer.temperature if temperature is None else temperature
-    kwargs: dict[str, Any] = {"output": output, "temperature": t}
-    if name:
-        kwargs["name"] = name
-    model = build(recognizer.backbone_name, **config, **kwargs)
-    load_torch_weights(model, recognizer.model.state_dict())
-    from .builders import _set_info  # the recognizer's labels and preprocessing win over the builder's defaults
-
-    info = model_info(model)
-    info.update(labels=list(recognizer.labels), preprocessor=recognizer.preprocessor.to_dict())
-    _set_info(model, info)
-    return model
+    return _twin(
+        recognizer.backbone_name,
+        recognizer.backbone_config,
+        recognizer.labels,
+        recognizer.temperature if temperature is None else temperature,
+        recognizer.preprocessor.to_dict(),
+        recognizer.model.state_dict(),
+        output=output,
+        name=name,
+    )
 
 
-def from_pretrained(name_or_dir: str | os.PathLike, **kwargs: Any) -> keras.Model:
+def from_pretrained(
+    name_or_dir: str | os.PathLike,
+    *,
+    output: str = "probabilities",
+    temperature: float | None = None,
+    name: str | None = None,
+) -> keras.Model:
     """Load bundled weights by name, or a directory written by ``save_pretrained`` / ``emotionkit train``, into Keras.
+
+    The files are read directly (checksum verified), without building the torch model.
 
     Parameters
     ----------
     name_or_dir : str or os.PathLike
         ``"cnn"``, ``"resnet"``, ``"mobilenetv2"``, or a model directory (its ``config.json``
         names the architecture and its ``backbone_config``).
-    **kwargs
-        ``output``, ``temperature``, ``name`` for :func:`from_recognizer`.
+    output, temperature, name
+        As for :func:`from_recognizer`; the temperature defaults to the saved one.
 
     Returns
     -------
@@ -405,9 +410,70 @@ def from_pretrained(name_or_dir: str | os.PathLike, **kwargs: Any) -> keras.Mode
     UnknownModelError, NoBundledWeightsError, ChecksumMismatchError
         As :meth:`EmotionRecognizer.from_pretrained`; UnknownModelError also for a backbone without a Keras builder.
     """
-    from ..recognizer import EmotionRecognizer
+    from ..recognizer import FORMAT
+    from ..weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, load_weights
 
-    return from_recognizer(EmotionRecognizer.from_pretrained(name_or_dir, detector="none"), **kwargs)
+    path, sha256 = _model_directory(name_or_dir)
+    config = json.loads((path / CONFIG_NAME).read_text())
+    if config.get("format") != FORMAT:
+        raise UnknownModelError(
+            f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, "
+            f"expected {FORMAT!r})."
+        )
+    return _twin(
+        config["backbone"],
+        config.get("backbone_config") or {},
+        config.get("labels", EMOTIONS),
+        float(config.get("temperature", 1.0)) if temperature is None else temperature,
+        json.loads((path / PREPROCESSOR_NAME).read_text()),
+        load_weights(path / WEIGHTS_NAME, sha256 or config.get("weights_sha256")),
+        output=output,
+        name=name,
+    )
+
+
+def _model_directory(name_or_dir: str | os.PathLike) -> tuple[Path, str | None]:
+    """The folder of a saved model, or of a backbone's bundled weights with their sha256."""
+    from ..recognizer import EmotionRecognizer
+    from ..registry import list_plugins, load_plugin
+    from ..weights import CONFIG_NAME
+
+    path = Path(name_or_dir)
+    if path.is_dir() and (path / CONFIG_NAME).is_file():
+        return path, None
+    key = str(name_or_dir)
+    spec = load_plugin("backbones", key) if key in list_plugins("backbones") else None
+    if spec is None or not spec.weights or not spec.weights[0].exists():
+        # Unknown name or no bundled weights: the recognizer raises its usual errors before building anything.
+        EmotionRecognizer.from_pretrained(key, detector="none")
+        raise NoBundledWeightsError(f"Backbone {key!r} ships no bundled weights.")  # pragma: no cover
+    return spec.weights[0].path, spec.weights[0].sha256
+
+
+def _twin(
+    architecture: str,
+    backbone_config: Mapping[str, Any],
+    labels: Sequence[str],
+    temperature: float,
+    preprocessor: Mapping[str, Any],
+    state_dict: Mapping[str, Any],
+    *,
+    output: str,
+    name: str | None,
+) -> keras.Model:
+    from .builders import _set_info
+
+    config = torch_config(backbone_config)
+    config["num_classes"] = len(labels)
+    kwargs: dict[str, Any] = {"output": output, "temperature": temperature}
+    if name:
+        kwargs["name"] = name
+    model = build(architecture, **config, **kwargs)
+    load_torch_weights(model, state_dict)
+    info = model_info(model)  # the saved labels and preprocessing win over the builder's defaults
+    info.update(labels=list(labels), preprocessor=dict(preprocessor))
+    _set_info(model, info)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------- keras -> torch
@@ -495,6 +561,12 @@ def to_recognizer(
     arch, cfg, info = _resolve(model, architecture, config)
     if arch not in ARCHITECTURES:
         build(arch)  # raises UnknownModelError with the choices
+    if arch == "mobilenetv2" and triton_would_crash():
+        raise IncompatibleComponentsError(
+            "Exporting mobilenetv2 builds it with timm, which imports torch's triton; TensorFlow was imported first, "
+            "and TensorFlow >= 2.20 then makes `import triton` crash the interpreter (tensorflow/tensorflow#124205). "
+            "Import emotionkit.keras (or `import triton`) before tensorflow/keras, or export in a separate process."
+        )
     num_classes = int(cfg.pop("num_classes", model.output_shape[-1]))
     default_labels = EMOTIONS if num_classes == len(EMOTIONS) else tuple(str(i) for i in range(num_classes))
     names: tuple[str, ...] = tuple(labels or info.get("labels") or default_labels)
