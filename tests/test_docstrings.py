@@ -43,13 +43,6 @@ ALLOWLIST: set[str] = {
     "emotionkit.export.OnnxBackbone.__call__",
     "emotionkit.export.read_onnx_metadata",
     "emotionkit.export.weights_digest",
-    "emotionkit.keras.builders.BN_MOMENTUM",
-    "emotionkit.keras.builders.keras_name",
-    "emotionkit.keras.convert.conv_kernel_to_keras",
-    "emotionkit.keras.convert.conv_kernel_to_torch",
-    "emotionkit.keras.convert.dense_kernel_to_torch",
-    "emotionkit.keras.convert.depthwise_kernel_to_keras",
-    "emotionkit.keras.convert.depthwise_kernel_to_torch",
 }
 
 

@@ -47,8 +47,9 @@ __all__ = [
 
 #: Architectures with a Keras builder (the torch registry's CNN family; ViTs have none).
 ARCHITECTURES = ("cnn", "mobilenetv2", "resnet")
-#: torch's BatchNorm defaults, written the Keras way.
+#: Batch-norm epsilon: torch's default (Keras' is 1e-3).
 BN_EPSILON = 1e-5
+#: Batch-norm momentum, the Keras way: 1 - torch's 0.1.
 BN_MOMENTUM = 0.9
 #: timm MobileNetV2 names the builder reproduces, with their channel multipliers.
 MOBILENETV2_VARIANTS = {
@@ -130,6 +131,16 @@ def triton_would_crash() -> bool:
 
 def keras_name(torch_path: str) -> str:
     """Return the Keras layer name for a torch module path.
+
+    Parameters
+    ----------
+    torch_path : str
+        A torch module path, e.g. ``"features.0.0"``.
+
+    Returns
+    -------
+    str
+        The path with ``"."`` written as ``"__"`` (torch forbids dots in parameter names).
 
     Examples
     --------

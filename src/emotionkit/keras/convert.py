@@ -59,12 +59,34 @@ __all__ = [
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
-    """torch conv weight ``(out, in, kh, kw)`` to a Keras kernel ``(kh, kw, in, out)``."""
+    """torch conv weight ``(out, in, kh, kw)`` to a Keras kernel ``(kh, kw, in, out)``.
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        ``(out, in, kh, kw)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(kh, kw, in, out)``, contiguous.
+    """
     return np.ascontiguousarray(np.transpose(weight, (2, 3, 1, 0)))
 
 
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
-    """Keras conv kernel ``(kh, kw, in, out)`` to a torch weight ``(out, in, kh, kw)``."""
+    """Keras conv kernel ``(kh, kw, in, out)`` to a torch weight ``(out, in, kh, kw)``.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        ``(kh, kw, in, out)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(out, in, kh, kw)``, contiguous.
+    """
     return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
 
 
@@ -72,13 +94,34 @@ def depthwise_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """torch depthwise weight ``(channels * m, 1, kh, kw)`` to Keras ``(kh, kw, channels, m)``.
 
     torch orders the ``channels * m`` outputs channel-major (output ``c * m + j`` reads input ``c``).
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        ``(channels * m, 1, kh, kw)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(kh, kw, channels, m)`` with ``m = 1``, contiguous.
     """
     out, _, kh, kw = weight.shape
     return np.ascontiguousarray(np.transpose(weight.reshape(out, kh, kw), (1, 2, 0)).reshape(kh, kw, -1, 1))
 
 
 def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
-    """Keras depthwise kernel ``(kh, kw, channels, m)`` to torch ``(channels * m, 1, kh, kw)``."""
+    """Keras depthwise kernel ``(kh, kw, channels, m)`` to torch ``(channels * m, 1, kh, kw)``.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        ``(kh, kw, channels, m)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(channels * m, 1, kh, kw)``, contiguous.
+    """
     kh, kw, channels, m = kernel.shape
     return np.ascontiguousarray(np.transpose(kernel.reshape(kh, kw, channels * m), (2, 0, 1))[:, None])
 
@@ -115,7 +158,20 @@ def dense_kernel_to_keras(weight: np.ndarray, flattened: Sequence[int] | None = 
 
 
 def dense_kernel_to_torch(kernel: np.ndarray, flattened: Sequence[int] | None = None) -> np.ndarray:
-    """Keras dense kernel ``(in, out)`` to a torch linear weight ``(out, in)``; inverse of :func:`dense_kernel_to_keras`."""
+    """Keras dense kernel ``(in, out)`` to a torch linear weight ``(out, in)``; inverse of :func:`dense_kernel_to_keras`.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        ``(in, out)``.
+    flattened : (H, W, C), optional
+        As for :func:`dense_kernel_to_keras`: the input features go back to torch's (C, H, W) order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(out, in)``.
+    """
     if flattened is None:
         return np.ascontiguousarray(kernel.T)
     h, w, c = flattened
