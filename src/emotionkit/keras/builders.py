@@ -82,7 +82,7 @@ def import_keras() -> Any:
         Keras is not installed, is Keras 2, or cannot import the backend ``KERAS_BACKEND`` names.
     """
     backend = os.environ.get("KERAS_BACKEND")
-    if "keras" not in sys.modules and (backend or "tensorflow") == "tensorflow":
+    if "keras" not in sys.modules:  # Keras may load TensorFlow later on any backend (seeding, saving)
         _import_triton_before_tensorflow()
     try:
         import keras
