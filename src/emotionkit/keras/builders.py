@@ -239,9 +239,12 @@ class _Layers:
     def relu(self, x: Any, name: str, max_value: float | None = None) -> Any:
         return self.L.ReLU(max_value=max_value, name=keras_name(name))(x)
 
-    def head(self, x: Any, num_classes: int, name: str, output: str, temperature: float) -> Any:
+    def head(
+        self, x: Any, num_classes: int, name: str, output: str, temperature: float, init: str | None = None
+    ) -> Any:
         """The logits layer, then optionally temperature and softmax (the recognizer's ``predict_proba``)."""
-        x = self.L.Dense(num_classes, name=keras_name(name))(x)
+        kernel_init = self.k.initializers.RandomNormal(stddev=0.01) if init == "small" else "glorot_uniform"
+        x = self.L.Dense(num_classes, kernel_initializer=kernel_init, name=keras_name(name))(x)
         if output == "logits":
             return x
         if temperature != 1.0:
@@ -620,7 +623,8 @@ def build_mobilenetv2(
     x = f.relu(f.bn(x, "bn2"), "bn2.act", 6.0)
     x = f.L.GlobalAveragePooling2D(name="global_pool")(x)
     x = f.L.Dropout(drop_rate, name="head_drop")(x)
-    outputs = f.head(x, num_classes, "classifier", output, t)
+    # Small head init, as the torch builder does: a wide head starts far above chance loss and stalls.
+    outputs = f.head(x, num_classes, "classifier", output, t, init="small")
     return _finish(keras, inputs, outputs, name or "emotionkit_mobilenetv2", "mobilenetv2", requested, output, t)
 
 
