@@ -14,8 +14,14 @@ from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone
 # The big two run smaller members of their family (same code paths, same contract) to keep the suite fast.
 @pytest.mark.parametrize(
     ("name", "config"),
-    [("cnn", None), ("resnet", None), ("mobilenetv2", {"variant": "mobilenetv2_050"}), ("vit", {"depth": 2})],
-    ids=["cnn", "resnet", "mobilenetv2", "vit"],
+    [
+        ("cnn", None),
+        ("resnet", None),
+        ("mobilenetv2", {"variant": "mobilenetv2_050"}),
+        ("vit", {"depth": 2}),
+        ("vit", {"depth": 2, "stem": "conv"}),
+    ],
+    ids=["cnn", "resnet", "mobilenetv2", "vit", "vit-conv-stem"],
 )
 def test_builtin_backbones_conform(name, config):
     passed = check_backbone(name, config=config)
@@ -133,3 +139,30 @@ def test_bad_arguments():
         check_backbone(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         check_backbone("cnn", batch_size=1)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"stem": "conv", "patch_size": 6}, "power-of-two patch_size"),
+        ({"stem": "hybrid"}, "Unknown stem 'hybrid'"),
+        ({"stem": "conv", "pretrained": True}, "stem='patch' only"),
+    ],
+)
+def test_vit_stem_options_are_checked(config, message):
+    from emotionkit.backbones.vit import build_vit
+
+    with pytest.raises(ValueError, match=message):
+        build_vit(depth=1, **config)
+
+
+def test_vit_conv_stem_tokens_follow_the_patch_grid():
+    from emotionkit.backbones.vit import ConvStem, build_vit
+
+    model = build_vit(depth=1, stem="conv", patch_size=8, stem_width=8)
+    assert isinstance(model.patch_embed, ConvStem)
+    assert model.patch_embed.grid_size == (6, 6) and model.pos_embed.shape[1] == 36 + 1
+    assert len([m for m in model.patch_embed.convs if isinstance(m, nn.Conv2d)]) == 3  # 48 -> 24 -> 12 -> 6
+    tokens = model.patch_embed(torch.rand(2, 1, 48, 48))
+    assert tokens.shape == (2, 36, 192)
+    assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)

@@ -1,14 +1,24 @@
-"""Vision Transformer: timm's ``vit_tiny_patch16_224`` family with a 7-class linear head."""
+"""Vision Transformer: timm's ``vit_tiny_patch16_224`` family with a 7-class linear head.
+
+Two tokenisers: timm's linear patch embedding (``stem="patch"``, the original ViT) or a
+small convolutional stem (``stem="conv"``: stride-2 3x3 convolutions with batch norm and
+ReLU down to the patch grid, then a 1x1 projection to the embedding width), after Xiao
+et al., *Early Convolutions Help Transformers See Better* (NeurIPS 2021). Without
+ImageNet weights the conv stem learns far faster on FER-2013's 28k faces: see the vit
+model card.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..interfaces import BackboneSpec
 
-__all__ = ["build_vit", "SPEC"]
+__all__ = ["build_vit", "ConvStem", "SPEC"]
 
 
 def build_vit(
@@ -23,6 +33,8 @@ def build_vit(
     num_heads: int = 3,
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.1,
+    stem: str = "patch",
+    stem_width: int = 32,
     pretrained: bool = False,
 ) -> nn.Module:
     """Build a timm ViT (12 layers, 192 dims, 3 heads by default) for face crops.
@@ -47,8 +59,14 @@ def build_vit(
         Transformer size (12, 192, 3 for ViT-Tiny).
     drop_rate, drop_path_rate : float
         Dropout and stochastic depth.
+    stem : {"patch", "conv"}, default "patch"
+        ``"patch"``: one ``patch_size`` x ``patch_size`` linear projection per patch (timm's
+        ``PatchEmbed``). ``"conv"``: :class:`ConvStem`, ``log2(patch_size)`` stride-2
+        convolutions; ``patch_size`` must then be a power of two.
+    stem_width : int, default 32
+        Channels of the conv stem's first convolution (doubling at each one after).
     pretrained : bool, default False
-        Ask timm for ImageNet weights (needs network access).
+        Ask timm for ImageNet weights (needs network access; ``stem="patch"`` only).
 
     Returns
     -------
@@ -58,7 +76,8 @@ def build_vit(
     Raises
     ------
     ValueError
-        ``image_size`` is not divisible by ``patch_size``.
+        ``image_size`` is not divisible by ``patch_size``, an unknown ``stem``, a conv stem
+        with a ``patch_size`` that is not a power of two, or a conv stem with ImageNet weights.
     MissingDependencyError
         ``pretrained=True`` and the ImageNet weights cannot be downloaded.
     """
@@ -66,6 +85,19 @@ def build_vit(
 
     if image_size % patch_size:
         raise ValueError(f"image_size={image_size} must be divisible by patch_size={patch_size}.")
+    extra: dict[str, Any] = {}
+    if stem == "conv":
+        if patch_size < 2 or patch_size & (patch_size - 1):
+            raise ValueError(f"stem='conv' needs a power-of-two patch_size (2, 4, 8, 16); got {patch_size}.")
+        if pretrained:
+            raise ValueError("ImageNet weights exist for stem='patch' only; use stem='patch' with pretrained=True.")
+
+        def conv_stem(*, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, **_: Any) -> ConvStem:
+            return ConvStem(img_size, patch_size, in_chans, embed_dim, width=stem_width)
+
+        extra["embed_layer"] = conv_stem
+    elif stem != "patch":
+        raise ValueError(f"Unknown stem {stem!r}. Allowed: 'patch' (linear patch embedding), 'conv' (ConvStem).")
     return create_timm_model(
         variant,
         pretrained=pretrained,
@@ -78,7 +110,55 @@ def build_vit(
         num_heads=num_heads,
         drop_rate=drop_rate,
         drop_path_rate=drop_path_rate,
+        **extra,
     )
+
+
+class ConvStem(nn.Module):
+    """Convolutional tokeniser: stride-2 conv-BN-ReLU blocks down to the patch grid, then a 1x1 projection.
+
+    A drop-in ``embed_layer`` for timm's ``VisionTransformer``: it exposes the same
+    ``img_size``, ``patch_size``, ``grid_size`` and ``num_patches`` as timm's ``PatchEmbed``
+    and returns ``(N, tokens, embed_dim)``.
+
+    Parameters
+    ----------
+    img_size : int or tuple of int
+        Input side (or ``(height, width)``).
+    patch_size : int or tuple of int
+        Total stride, a power of two: ``log2(patch_size)`` convolutions.
+    in_chans : int
+        Input channels.
+    embed_dim : int
+        Token width.
+    width : int, default 32
+        Channels of the first convolution, doubled at each later one.
+    """
+
+    def __init__(self, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, *, width: int = 32) -> None:
+        super().__init__()
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        patch = patch_size if isinstance(patch_size, int) else int(patch_size[0])
+        self.img_size = (int(size[0]), int(size[1]))
+        self.patch_size = (patch, patch)
+        self.grid_size = (self.img_size[0] // patch, self.img_size[1] // patch)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for i in range(int(math.log2(patch))):
+            out = width * 2**i
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(channels, embed_dim, 1)
+
+    def feat_ratio(self, as_scalar: bool = True) -> int:
+        """Return the stem's total stride (timm asks its embed layers for it)."""
+        return self.patch_size[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` images to ``(N, grid_rows * grid_cols, embed_dim)`` tokens."""
+        return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
 
 
 def _token_grid(model: Any) -> tuple[int, int, int]:
