@@ -1,8 +1,8 @@
 """Real photos with known faces, for the speed and detection-recall benchmarks.
 
-Three real photos with one face each ship with emotionkit's own dependencies:
-the astronaut (emotionkit's sample, NASA), Grace Hopper (matplotlib's sample data)
-and the cameraman (scikit-image). Multi-face "group photos" of video and camera sizes
+Three real photos with one face each: the astronaut (emotionkit's sample, NASA),
+Grace Hopper (matplotlib's sample data) and the cameraman (scikit-image); install them
+with ``pip install -e ".[bench]"``. Multi-face "group photos" of video and camera sizes
 are composed from them, each pasted at several scales and mirrored, over a real photo
 background (scikit-image's coffee, cat and rocket photos, which have no face).
 
@@ -40,7 +40,7 @@ def _site(package: str) -> Path:
 
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"{package} is needed for the benchmark photos")
+        raise FileNotFoundError(f"{package} is needed for the benchmark photos: pip install -e '.[bench]'")
     return Path(spec.origin).parent
 
 
