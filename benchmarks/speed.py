@@ -1,4 +1,4 @@
-"""Speed of emotionkit (torch and onnxruntime) beside the `fer` package, on the same photos and cores, in one run.
+"""Speed of emotionkit (torch, onnxruntime float32 and int8) beside the `fer` package, on the same photos and cores, in one run.
 
 Measures, for each model (bundled weights, given model directories, or untrained models of the
 four architectures when none is bundled: same architecture, same speed):
@@ -73,6 +73,26 @@ def _faces() -> tuple[np.ndarray, str]:
         return read_fer2013(fer2013_path(), usage="PublicTest", limit=64).images[:64], "FER-2013 PublicTest"
     except Exception:
         return np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8), "random (FER-2013 not found)"
+
+
+def _calibration_faces() -> np.ndarray:
+    """512 FER-2013 Training faces for int8 calibration (not the PublicTest faces that are timed)."""
+    try:
+        from emotionkit.data.fer2013 import fer2013_path, read_fer2013
+
+        return read_fer2013(fer2013_path(), usage="Training", limit=512).images
+    except Exception:
+        return np.random.default_rng(1).integers(0, 256, (512, 48, 48), dtype=np.uint8)
+
+
+def _load(where: Any, runtime: str) -> EmotionRecognizer:
+    """A recognizer on ``runtime``: torch, onnx (float32), or onnx-int8 (quantized here on Training faces)."""
+    if runtime != "onnx-int8":
+        return EmotionRecognizer.from_pretrained(where, runtime=runtime)  # type: ignore[arg-type]
+    from emotionkit.export import attach_onnx, export_onnx, quantize_onnx
+
+    rec = EmotionRecognizer.from_pretrained(where)
+    return attach_onnx(rec, quantize_onnx(export_onnx(rec), rec.preprocessor.faces(_calibration_faces())))
 
 
 def _repeat(fn, repeats: int, budget: float) -> tuple[list[float], list[float], Any]:
@@ -162,11 +182,11 @@ def print_tables(result: dict[str, Any]) -> None:
     )
     print(f"# crop classification on {result['faces_source']} faces, preprocessing included")
     print(
-        f"{'model':28s} {'runtime':8s} {'MFLOP/face':>10s} {'b1 faces/s':>11s} {'b64 faces/s':>12s} {'GFLOP/s@64':>11s}"
+        f"{'model':28s} {'runtime':9s} {'MFLOP/face':>10s} {'b1 faces/s':>11s} {'b64 faces/s':>12s} {'GFLOP/s@64':>11s}"
     )
     for r in result["crops"]:
         print(
-            f"{r['model']:28s} {r['runtime']:8s} {r['mflop_per_face']:10.1f} {r['batch1_faces_per_s']:11.0f} "
+            f"{r['model']:28s} {r['runtime']:9s} {r['mflop_per_face']:10.1f} {r['batch1_faces_per_s']:11.0f} "
             f"{r['batch64_faces_per_s']:12.0f} {r['batch64_gflop_per_s']:11.1f}"
         )
     for name, r in result.get("fer", {}).get("crops", {}).items():
@@ -200,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", nargs="*", help="model names or directories (default: bundled, else untrained stand-ins)"
     )
-    parser.add_argument("--runtimes", nargs="*", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument(
+        "--runtimes", nargs="*", default=["torch", "onnx", "onnx-int8"], choices=["torch", "onnx", "onnx-int8"]
+    )
     parser.add_argument("--e2e-models", type=int, default=None, help="end to end for the first N models only")
     parser.add_argument("--photos", nargs="*", help="subset of photo names")
     parser.add_argument("--threads", type=int, default=2)
@@ -227,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         models = _models(args.models, Path(scratch))
         for i, (label, where) in enumerate(models.items()):
             for runtime in args.runtimes:
-                rec = EmotionRecognizer.from_pretrained(where, runtime=runtime)  # type: ignore[arg-type]
+                rec = _load(where, runtime)
                 print(f"{label} / {runtime}", flush=True)
                 result["crops"].append(bench_crops(label, rec, runtime, faces, args))
                 if args.e2e_models is None or i < args.e2e_models:

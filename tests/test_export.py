@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime", reason='the onnx extra is not installed: pip 
 
 from emotionkit import cli  # noqa: E402
 from emotionkit.exceptions import MissingDependencyError, UnknownModelError  # noqa: E402
-from emotionkit.export import OnnxBackbone, export_onnx, read_onnx_metadata, weights_digest  # noqa: E402
+from emotionkit.export import OnnxBackbone, export_onnx, quantize_onnx, read_onnx_metadata, weights_digest  # noqa: E402
 from emotionkit.preprocessing import FacePreprocessor  # noqa: E402
 from emotionkit.recognizer import EmotionRecognizer, build_backbone, bundled_models  # noqa: E402
 from emotionkit.registry import load_plugin  # noqa: E402
@@ -147,3 +147,82 @@ def test_missing_onnx_packages_say_which_extra_to_install(model_dir, tmp_path, m
     if missing == "onnx":
         assert cli.main(["export", str(model_dir), "--out", str(tmp_path / "x.onnx")]) == 2
         assert 'pip install "emotionkit[onnx]"' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- int8
+@pytest.fixture(scope="module")
+def int8_cnn(fer_train_small):
+    """The bundled cnn, exported and quantized on 256 real faces (rows 0-255 of the Training sample)."""
+    if "cnn" not in BUNDLED:
+        pytest.skip("no bundled cnn weights; int8 agreement is only meaningful for a trained model")
+    rec = EmotionRecognizer.from_pretrained("cnn", detector="none")
+    float_model = export_onnx(rec)
+    calibration = rec.preprocessor.faces(fer_train_small.images[:256])
+    return rec, float_model, quantize_onnx(float_model, calibration)
+
+
+def test_int8_keeps_the_bundled_cnns_decisions_on_faces_it_was_not_calibrated_on(int8_cnn, fer_train_small):
+    rec, float_model, quantized = int8_cnn
+    faces, labels = fer_train_small.images[256:], fer_train_small.labels[256:]  # 344 faces the calibration did not see
+    x = rec.preprocessor.faces(faces)
+    p32 = OnnxBackbone(float_model)(x).softmax(1).numpy()
+    p8 = OnnxBackbone(quantized)(x).softmax(1).numpy()
+    assert (p32.argmax(1) == p8.argmax(1)).mean() >= 0.95
+    assert abs((p8.argmax(1) == labels).mean() - (p32.argmax(1) == labels).mean()) <= 0.02
+    assert np.abs(p32 - p8).max() < 0.25
+    assert len(quantized) < 0.4 * len(float_model)  # int8 weights: about a quarter of the float32 file
+
+
+def test_int8_model_keeps_the_metadata_and_runs_in_the_recognizer(int8_cnn, fer_faces, tmp_path):
+    from emotionkit.export import attach_onnx
+
+    rec, float_model, quantized = int8_cnn
+    meta, float_meta = read_onnx_metadata(quantized), read_onnx_metadata(float_model)
+    assert {k: v for k, v in meta.items() if k != "quantization"} == float_meta
+    assert meta["quantization"]["calibration_faces"] == 256 and "int8" in meta["quantization"]["scheme"]
+    (tmp_path / "cnn-int8.onnx").write_bytes(quantized)
+    fast = attach_onnx(EmotionRecognizer.from_pretrained("cnn", detector="none"), tmp_path / "cnn-int8.onnx")
+    assert fast.runtime == "onnx" and fast._onnx.source == str(tmp_path / "cnn-int8.onnx")
+    probs = fast.predict_proba(fer_faces)
+    assert probs.shape == (len(fer_faces), 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == rec.predict_proba(fer_faces).argmax(1)).mean() >= 0.9
+
+
+def test_int8_and_onnx_file_errors_are_clear(int8_cnn, model_dir, tmp_path):
+    from emotionkit.export import attach_onnx
+
+    rec, float_model, quantized = int8_cnn
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_onnx(quantized, np.zeros((4, 1, 48, 48), np.float32))
+    with pytest.raises(ValueError, match=r"shape \(N, 1, 48, 48\).*got an array of shape \(4, 48, 48\)"):
+        quantize_onnx(float_model, np.zeros((4, 48, 48), np.float32))
+    with pytest.raises(ValueError, match=r"shape \(N, 1, 48, 48\).*\(0, 1, 48, 48\)"):
+        quantize_onnx(float_model, np.zeros((0, 1, 48, 48), np.float32))
+    other = EmotionRecognizer.from_pretrained(model_dir, detector="none")  # untrained cnn: other weights
+    with pytest.raises(ValueError, match="exported from other weights"):
+        attach_onnx(other, quantized)
+
+
+def test_cli_export_int8_reports_agreement_on_held_out_faces(fer_csv, tmp_path, capsys):
+    if "cnn" not in BUNDLED:
+        pytest.skip("no bundled cnn weights")
+    out = tmp_path / "cnn-int8.onnx"
+    args = [
+        "export",
+        "cnn",
+        "--int8",
+        "--calibration-data",
+        str(fer_csv),
+        "--calibration-faces",
+        "128",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "calibrated on 128 validation faces" in printed and "top-1 agreement with float32" in printed
+    agreement = float(printed.split("top-1 agreement with float32 ")[1].split(",")[0])
+    assert agreement >= 0.95
+    assert read_onnx_metadata(out)["quantization"]["calibration_faces"] == 128
+    assert cli.main(["export", "cnn", "--int8", "--calibration-faces", "0", "--out", str(out)]) == 2
+    assert "--calibration-faces must be at least 1, got 0" in capsys.readouterr().err
