@@ -306,3 +306,32 @@ def test_bundled_weights_checksum_mismatch(fake_bundled, monkeypatch):
     registry.register("backbones", bad, overwrite=True)
     with pytest.raises(ChecksumMismatchError, match="expected sha256 abab"):
         EmotionRecognizer.from_pretrained("cnnbundled", detector="none")
+
+
+@pytest.mark.parametrize("name", sorted(bundled_models()) or ["cnn"])
+def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, fer_faces):
+    import torch
+
+    rec = (
+        EmotionRecognizer.from_pretrained(name, detector="none")
+        if name in bundled_models()
+        else EmotionRecognizer.from_pretrained(model_dir, detector="none")
+    )
+    x = rec.preprocessor.faces(fer_faces)
+    with torch.inference_mode():
+        plain = rec.model(x).float()
+    folded = rec._inference_model()
+    if any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules()):
+        assert folded is not rec.model
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # folded away
+    np.testing.assert_allclose(rec.logits(x).numpy(), plain.numpy(), atol=1e-4, rtol=0)
+    before = rec.predict_proba(fer_faces)
+    with torch.no_grad():  # an in-place change (what an optimiser step does) must reach the folded copy
+        next(p for p in rec.model.parameters() if p.ndim > 1).mul_(-1.5)
+        changed = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+    after = rec.predict_proba(fer_faces)
+    assert not np.allclose(after, before, atol=1e-3)
+    np.testing.assert_allclose(after, changed, atol=1e-4, rtol=0)
+    rec.model.train()  # training mode: batch statistics, nothing folded
+    assert rec._inference_model() is rec.model
+    rec.model.eval()

@@ -44,6 +44,7 @@ PUBLIC_MODULES = [
     "emotionkit.video",
     "emotionkit.keras",
     "emotionkit.export",
+    "emotionkit.fusion",
     "emotionkit.testing",
 ]
 #: Never documented as API (the command line has its own page).

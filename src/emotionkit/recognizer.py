@@ -158,6 +158,7 @@ class EmotionRecognizer:
         #: "torch", or "onnx" once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime.
         self.runtime = "torch"
         self._onnx: Any = None
+        self._folded: tuple[tuple[tuple[int, int], ...], nn.Module] | None = None
         self.model = backbone.to(self.device).eval()
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -338,7 +339,26 @@ class EmotionRecognizer:
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(x).float().cpu()
+            return self._inference_model()(x).float().cpu()
+
+    def _inference_model(self) -> nn.Module:
+        """The backbone with BatchNorm folded into the layers before it (:func:`~emotionkit.fusion.fold_batch_norm`).
+
+        Rebuilt whenever a parameter or buffer of :attr:`model` changed (in place or replaced)
+        or the model is in training mode, so :attr:`model` stays the one source of truth.
+        """
+        if self.model.training:
+            return self.model
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        key = tuple((id(t), t._version) for t in tensors)
+        cached = self._folded
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        from .fusion import fold_batch_norm
+
+        folded = fold_batch_norm(self.model)
+        self._folded = (key, folded)
+        return folded
 
     def _probabilities(self, x: torch.Tensor) -> np.ndarray:
         return torch.softmax(self.logits(x) / self.temperature, dim=1).numpy()
