@@ -61,6 +61,15 @@ def card_markdown(name: str, card: dict) -> str:
         f"- Trained from scratch on FER-2013 Training minus a stratified 10% validation part (seed 0); "
         f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
         f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}.",
+        *(
+            [
+                f"- Distilled from the bundled `{cfg['distill_from']}` model (Hinton et al. 2015; weight "
+                f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']}): its soft labels on the same "
+                "augmented Training batches. No ImageNet weights."
+            ]
+            if (cfg := card["training"].get("config", {})).get("distill_from")
+            else []
+        ),
         f"- Command: `{card['training']['command']}`",
         f"- Calibration: temperature {card['calibration']['temperature']:.3f} fitted on the validation split; "
         f"validation ECE {card['calibration']['ece_before']:.4f} before, {card['calibration']['ece_after']:.4f} after.",
@@ -92,6 +101,7 @@ def main() -> int:
     p.add_argument("--data", default=None)
     p.add_argument("--command", required=True, help="the exact training command")
     p.add_argument("--hardware", default="2 shared CPU cores (no GPU)")
+    p.add_argument("--architecture", default=None, help="card text; default: the backbone spec's description")
     args = p.parse_args()
     torch.set_num_threads(2)
     run = Path(args.run_dir)
@@ -118,7 +128,7 @@ def main() -> int:
     card_training = dict(rec.meta.get("training", {}))
     card = {
         "name": args.name,
-        "architecture": load_plugin("backbones", rec.backbone_name).description,
+        "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,
         "backbone": rec.backbone_name,
         "backbone_config": rec.backbone_config,
         "labels": list(rec.labels),

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from ..interfaces import BackboneSpec
+from ..weights import WeightsSpec
 
 __all__ = ["build_mobilenetv2", "SPEC"]
 
@@ -74,6 +75,14 @@ SPEC = BackboneSpec(
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
     target_layer=_conv_head,
     explainers=("gradcam",),
-    weights=(),
+    # Trained on FER-2013 by tools/bundle_weights.py; metrics and the training command are in its card.
+    weights=(
+        WeightsSpec(
+            name="mobilenetv2_fer2013",
+            package="emotionkit",
+            directory="assets/models/mobilenetv2",
+            sha256="be28cb93446d067f0d7384432073696ff9220330f172a2572eea2c41c6ff5812",
+        ),
+    ),
     description="MobileNetV2 (timm), inverted residuals, stem stride 1 for 48x48 grayscale.",
 )
