@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..interfaces import BackboneSpec
+from ..weights import WeightsSpec
 
 __all__ = ["build_vit", "ConvStem", "SPEC"]
 
@@ -179,6 +180,15 @@ SPEC = BackboneSpec(
     target_layer=_last_norm1,
     token_grid=_token_grid,
     explainers=("gradcam", "attention"),
-    weights=(),
-    description="ViT-Tiny (timm; 12 layers, 192 dims, 3 heads), patch 8 at 48x48 grayscale.",
+    # Trained on FER-2013 by tools/bundle_weights.py (conv stem, 6 layers; see its card for the command).
+    weights=(
+        WeightsSpec(
+            name="vit_fer2013",
+            package="emotionkit",
+            directory="assets/models/vit",
+            sha256="10ac71d10b1933a153382edc55f89a826912ce601be0f35acd41e035b4cb73e2",
+        ),
+    ),
+    description="ViT (timm; ViT-Tiny by default: 12 layers, 192 dims, 3 heads), patch 8 at 48x48 grayscale; "
+    "stem='conv' for a convolutional tokeniser (the bundled weights: conv stem, 6 layers).",
 )
