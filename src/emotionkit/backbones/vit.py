@@ -154,11 +154,33 @@ class ConvStem(nn.Module):
         self.proj = nn.Conv2d(channels, embed_dim, 1)
 
     def feat_ratio(self, as_scalar: bool = True) -> int:
-        """Return the stem's total stride (timm asks its embed layers for it)."""
+        """Return the stem's total stride (timm asks its embed layers for it).
+
+        Parameters
+        ----------
+        as_scalar : bool, default True
+            Accepted for timm's interface; the stride is the same along both axes.
+
+        Returns
+        -------
+        int
+            Input pixels per token along each axis (``patch_size``).
+        """
         return self.patch_size[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(N, C, H, W)`` images to ``(N, grid_rows * grid_cols, embed_dim)`` tokens."""
+        """Map images to tokens.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_chans, H, W)`` images of ``img_size``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, grid_rows * grid_cols, embed_dim)`` tokens, row-major over the grid.
+        """
         return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
 
 
