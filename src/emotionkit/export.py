@@ -247,7 +247,7 @@ def quantize_onnx(
 
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
     proto = onnx.load_from_string(data)
-    meta = {p.key[len(_PREFIX) :]: json.loads(p.value) for p in proto.metadata_props if p.key.startswith(_PREFIX)}
+    meta = read_onnx_metadata(data)
     if "quantization" in meta:
         raise ValueError(
             f"This model is already quantized ({meta['quantization']['scheme']}); quantize the float export."
