@@ -29,7 +29,7 @@ os.environ.setdefault("KERAS_HOME", "/tmp/fer_keras_home")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _photos import match, photos  # noqa: E402
+from _photos import photos, timing_row  # noqa: E402
 
 CONFIGS = {
     "fer Haar + TFLite": {"mtcnn": False, "use_tflite": True},
@@ -102,17 +102,7 @@ def main() -> int:
                 walls.append(wall)
                 cpus.append(cpu)
             boxes = [(x, y, x + w, y + h) for x, y, w, h in (tuple(f["box"]) for f in found)]  # type: ignore[attr-defined]
-            hits, false = match(p.faces, boxes)
-            rows[p.name] = {
-                "size": p.size,
-                "wall_ms": float(np.median(walls)),
-                "wall_min_ms": float(np.min(walls)),
-                "cpu_ms": float(np.median(cpus)),
-                "faces": len(p.faces),
-                "found": hits,
-                "false": false,
-                "runs": len(walls),
-            }
+            rows[p.name] = timing_row(p, walls, cpus, boxes)
         result["e2e"][name] = rows
         if args.faces and not options["mtcnn"]:
             faces = np.load(args.faces)

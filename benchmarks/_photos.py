@@ -169,3 +169,18 @@ if __name__ == "__main__":
     print(json.dumps(reference_boxes()))
     for p in photos():
         print(p.name, p.size, len(p.faces), [round(f[2] - f[0]) for f in p.faces])
+
+
+def timing_row(photo: Photo, walls: list[float], cpus: list[float], boxes: list[tuple[float, ...]]) -> dict:
+    """One photo's end-to-end cell: median and best wall ms, median CPU ms, faces found and false detections."""
+    hits, false = match(photo.faces, boxes)
+    return {
+        "size": photo.size,
+        "wall_ms": float(np.median(walls)),
+        "wall_min_ms": float(np.min(walls)),
+        "cpu_ms": float(np.median(cpus)),
+        "faces": len(photo.faces),
+        "found": hits,
+        "false": false,
+        "runs": len(walls),
+    }

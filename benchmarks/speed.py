@@ -37,7 +37,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _photos import Photo, dump_paths, match, photos  # noqa: E402
+from _photos import Photo, dump_paths, photos, timing_row  # noqa: E402
 
 from emotionkit.preprocessing import FacePreprocessor  # noqa: E402
 from emotionkit.recognizer import EmotionRecognizer, build_backbone, bundled_models  # noqa: E402
@@ -135,18 +135,7 @@ def bench_e2e(name: str, predict, pics: list[Photo], args) -> dict[str, Any]:
     rows = {}
     for p in pics:
         walls, cpus, found = _repeat(lambda p=p: predict(p.image), args.repeats, args.budget)
-        boxes = [getattr(f, "detection", f).box for f in found]
-        hits, false = match(p.faces, boxes)
-        rows[p.name] = {
-            "size": p.size,
-            "wall_ms": float(np.median(walls)),
-            "wall_min_ms": float(np.min(walls)),
-            "cpu_ms": float(np.median(cpus)),
-            "faces": len(p.faces),
-            "found": hits,
-            "false": false,
-            "runs": len(walls),
-        }
+        rows[p.name] = timing_row(p, walls, cpus, [getattr(f, "detection", f).box for f in found])
     print(f"  {name}: " + ", ".join(f"{k} {v['wall_ms']:.0f} ms" for k, v in rows.items()), flush=True)
     return rows
 
