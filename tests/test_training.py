@@ -218,6 +218,31 @@ def test_mobilenetv2_layers_for_fine_tuning():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_init_from_a_run_starts_from_its_weights_and_architecture(full_run, tmp_path):
+    source_dir = full_run[0]
+    source = EmotionRecognizer.from_pretrained(source_dir, detector=None)
+    warm = Trainer(TrainConfig(backbone="cnn", init_from=str(source_dir)), tmp_path / "warm", log=quiet)
+    assert warm.config.backbone_config == source.backbone_config  # no --config needed
+    assert warm.preprocessor.to_dict() == source.preprocessor.to_dict()
+    for name, tensor in source.model.state_dict().items():
+        assert torch.equal(warm.model.state_dict()[name], tensor), name
+    cold = Trainer(TrainConfig(**BASE), tmp_path / "cold", log=quiet)
+    assert not torch.equal(
+        cold.model.state_dict()["features.0.0.weight"], source.model.state_dict()["features.0.0.weight"]
+    )
+    assert warm.config.to_dict()["init_from"] == str(source_dir)  # what train_config.json records
+
+
+def test_init_from_refuses_what_does_not_fit(full_run, tmp_path):
+    source_dir = str(full_run[0])
+    with pytest.raises(IncompatibleComponentsError, match="holds a 'cnn' model, but this run trains 'resnet'"):
+        Trainer(TrainConfig(backbone="resnet", init_from=source_dir), tmp_path, log=quiet)
+    with pytest.raises(IncompatibleComponentsError, match="Leave --config/--preprocessing unset"):
+        Trainer(TrainConfig(backbone="cnn", backbone_config={"widths": [8, 16, 64]}, init_from=source_dir), tmp_path)
+    with pytest.raises(IncompatibleComponentsError, match="give one of them"):
+        Trainer(TrainConfig(backbone="cnn", init="imagenet", init_from=source_dir), tmp_path, log=quiet)
+
+
 def test_imagenet_init_fails_fast_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()

@@ -82,6 +82,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--distill-from", default=None, help="teacher model name or directory")
     p.add_argument("--init", choices=["scratch", "imagenet"], default="scratch")
     p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL_OR_DIR",
+        help="start from these trained weights with a fresh schedule (a warm restart); "
+        "takes their --config and --preprocessing",
+    )
+    p.add_argument(
         "--freeze-epochs", type=int, default=0, help="two-phase fine-tuning: epochs that train only the head"
     )
     p.add_argument(
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget,
         distill_from=args.distill_from,
         init=args.init,
+        init_from=args.init_from,
         seed=args.seed,
         threads=args.threads,
         tta_flip=args.tta,

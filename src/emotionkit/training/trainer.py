@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +92,10 @@ class TrainConfig:
     init : {"scratch", "imagenet"}
         Random initialisation, or timm's ImageNet weights (needs network access; fails at once,
         with what to do instead, when offline).
+    init_from : str, optional
+        A model name or run directory whose weights start this run (a warm restart: a fresh
+        schedule on trained weights). Its backbone, backbone config and preprocessing are
+        used where this config leaves them unset, and must otherwise match.
     augment_copies : int
         Offline augmentation, the seed's recipe: this many transformed copies of every training
         image are added to the training part (never to validation) before training.
@@ -135,6 +139,7 @@ class TrainConfig:
     threads: int | None = None
     tta_flip: bool = True
     init: Literal["scratch", "imagenet"] = "scratch"
+    init_from: str | None = None
     augment_copies: int = 0
     freeze_epochs: int = 0
     unfreeze_layers: int | None = None
@@ -238,6 +243,13 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         spec = load_plugin("backbones", config.backbone)
+        source = self._init_source()
+        if source is not None:  # a warm restart takes the source's architecture unless told otherwise
+            config = self.config = replace(
+                config,
+                backbone_config=config.backbone_config or dict(source.backbone_config),
+                preprocessing=config.preprocessing or source.preprocessor.to_dict(),
+            )
         pre_cfg = dict(config.preprocessing or spec.preprocessing)
         self.preprocessor = FacePreprocessor.from_dict(pre_cfg)
         backbone_config = {**spec.default_config, **config.backbone_config}
@@ -253,6 +265,37 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_backbone(config.backbone, backbone_config)
         self.backbone_config.pop("pretrained", None)
+        if source is not None:
+            self._load_init_weights(source)
+
+    def _init_source(self) -> EmotionRecognizer | None:
+        cfg = self.config
+        if not cfg.init_from:
+            return None
+        if cfg.init != "scratch":
+            raise IncompatibleComponentsError(
+                f"init={cfg.init!r} and init_from={cfg.init_from!r} both set the starting weights; give one of them."
+            )
+        source = EmotionRecognizer.from_pretrained(cfg.init_from, detector=None)
+        if source.backbone_name != cfg.backbone:
+            raise IncompatibleComponentsError(
+                f"init_from={cfg.init_from!r} holds a {source.backbone_name!r} model, but this run trains "
+                f"{cfg.backbone!r}. Use --backbone {source.backbone_name} (or distill instead: --distill-from)."
+            )
+        return source
+
+    def _load_init_weights(self, source: EmotionRecognizer) -> None:
+        if (
+            source.backbone_config != self.backbone_config
+            or source.preprocessor.to_dict() != self.preprocessor.to_dict()
+        ):
+            raise IncompatibleComponentsError(
+                f"init_from={self.config.init_from!r} was built with backbone config {source.backbone_config} and "
+                f"preprocessing {source.preprocessor.to_dict()}; this run asks for {self.backbone_config} and "
+                f"{self.preprocessor.to_dict()}. Leave --config/--preprocessing unset to take the source's."
+            )
+        state = {k: v.float() if v.is_floating_point() else v for k, v in source.model.state_dict().items()}
+        self.model.load_state_dict(state)
 
     # -------------------------------------------------------------------------------- helpers
     def _recognizer(self, temperature: float = 1.0, meta: dict[str, Any] | None = None) -> EmotionRecognizer:
