@@ -177,16 +177,20 @@ class FacePreprocessor:
         torch.Tensor
             ``(N, C, H, W)`` float32.
         """
-        from torchvision.ops import roi_align
+        from ._roi import roi_align_window
 
         if not detections:
             return torch.empty((0, self.channels, *self.size), dtype=torch.float32)  # type: ignore[misc]
-        src = torch.tensor(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        if self.channels == 1:
-            src = rgb_to_gray(src)  # crop 1 channel instead of 3
         boxes = torch.tensor([[0.0, *self.crop_box(d)] for d in detections], dtype=torch.float32)
-        # sampling_ratio=-1 averages ceil(box/size) samples per output pixel: area-style antialiasing.
-        out = roi_align(src, boxes, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        gray = self.channels == 1
+
+        def to_float(window: torch.Tensor) -> torch.Tensor:
+            x = window.float().div_(255.0)
+            return rgb_to_gray(x) if gray else x  # crop 1 channel instead of 3
+
+        # Only the part of the photo the faces cover is converted to float; sampling_ratio=-1 averages
+        # ceil(box/size) samples per output pixel: area-style antialiasing.
+        out = roi_align_window(image, boxes, self.size, sampling_ratio=-1, convert=to_float)  # type: ignore[arg-type]
         return self._finish(out.clamp_(0.0, 1.0))
 
     def faces(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
