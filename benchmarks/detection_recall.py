@@ -30,18 +30,21 @@ from _photos import match, photos  # noqa: E402
 
 from emotionkit.detectors.mtcnn import MTCNNDetector  # noqa: E402
 
+#: Settings compared; each is MTCNNDetector's defaults (min_face_size 40, thresholds .7/.7/.7, factor 0.6,
+#: max_side 1280) with these changes.
+_FACENET = {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7), "factor": 0.709, "max_side": None}
 CONFIGS: dict[str, dict[str, Any]] = {
-    "facenet detect_face (old path)": {"facenet": True, "max_side": None},
-    "cascade full-res": {"max_side": None},
-    "cascade max_side=1280": {"max_side": 1280},
-    "cascade max_side=960": {"max_side": 960},
-    "cascade max_side=640": {"max_side": 640},
-    "cascade 1280 min24": {"max_side": 1280, "min_face_size": 24},
-    "cascade 1280 min32": {"max_side": 1280, "min_face_size": 32},
-    "cascade 1280 pnet.7": {"max_side": 1280, "thresholds": (0.7, 0.7, 0.7)},
-    "cascade 1280 f.6": {"max_side": 1280, "factor": 0.6},
-    "cascade 1280 min24 f.6": {"max_side": 1280, "min_face_size": 24, "factor": 0.6},
-    "cascade 1280 f.6 pnet.7": {"max_side": 1280, "factor": 0.6, "thresholds": (0.7, 0.7, 0.7)},
+    "facenet detect_face (old path)": {"facenet": True, **_FACENET},
+    "cascade, facenet's settings": _FACENET,
+    "min 20, P-Net .6": {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7)},
+    "min 20": {"min_face_size": 20},
+    "min 32": {"min_face_size": 32},
+    "min 40, P-Net .6": {"thresholds": (0.6, 0.7, 0.7)},
+    "min 40, P-Net .8": {"thresholds": (0.8, 0.7, 0.7)},
+    "default": {},
+    "default, factor 0.709": {"factor": 0.709},
+    "default, max_side 640": {"max_side": 640},
+    "default, full resolution": {"max_side": None},
 }
 
 

@@ -28,7 +28,8 @@ def detector() -> MTCNNDetector:
 
 
 def test_defaults_are_the_measured_fast_settings(detector):
-    assert (detector.max_side, detector.factor, detector.min_face_size) == (1280, 0.6, 20)
+    assert (detector.max_side, detector.factor, detector.min_face_size) == (1280, 0.6, 40)
+    assert detector.thresholds == [0.7, 0.7, 0.7]
 
 
 def test_finds_the_hand_labelled_face_like_facenet_pytorch_does(detector, photo, sample_face_box):
@@ -55,7 +56,8 @@ def test_batch_equals_one_by_one_and_mixed_sizes_keep_order(detector, photo):
     for got, expected in zip(batch, singles):
         assert len(got) == len(expected) == 1
         np.testing.assert_allclose(got[0].box, expected[0].box, atol=1e-2)
-    assert abs(batch[1][0].box[0] - (512 - batch[0][0].box[2])) < 6  # the mirror image's face is mirrored
+    x1, y1, x2, y2 = batch[1][0].box
+    assert _iou((512 - x2, y1, 512 - x1, y2), batch[0][0].box) > 0.8  # the mirror image's face is mirrored
     np.testing.assert_allclose(np.array(batch[2][0].box) * 2, batch[0][0].box, atol=8)  # half size, same face
 
 
@@ -73,7 +75,8 @@ def test_max_side_downscales_big_photos_and_maps_boxes_back(photo):
     big = np.asarray(Image.fromarray(photo).resize((2048, 2048), Image.Resampling.BILINEAR))
     faces = MTCNNDetector().detect(big)  # detected at 1280 px, boxes in 2048 px coordinates
     assert len(faces) == 1
-    np.testing.assert_allclose(np.array(faces[0].box) / 4, MTCNNDetector().detect(photo)[0].box, atol=4)
+    small_box = tuple(v / 4 for v in faces[0].box)  # back to the 512-pixel photo
+    assert _iou(small_box, MTCNNDetector().detect(photo)[0].box) > 0.85
 
 
 def test_pyramid_scales_follow_min_face_size_and_factor():
