@@ -25,7 +25,7 @@ import torch
 from emotionkit.data.fer2013 import read_fer2013
 from emotionkit.data.splits import cross_split_duplicates, stratified_split
 from emotionkit.recognizer import EmotionRecognizer
-from emotionkit.registry import load_plugin
+from emotionkit.registry import list_plugins, load_plugin
 from emotionkit.training.metrics import classification_metrics, softmax
 from emotionkit.training.trainer import predict_logits
 from emotionkit.weights import sha256sum
@@ -58,16 +58,31 @@ def card_markdown(name: str, card: dict) -> str:
         f"# `{name}`: {card['architecture']}",
         "",
         f"- Parameters: {card['num_params']:,}; input: {card['input']}; weights file: {card['file_bytes'] / 1e6:.2f} MB ({card['dtype']}).",
-        f"- Trained from scratch on FER-2013 Training minus a stratified 10% validation part (seed 0); "
-        f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
-        f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}.",
+        "- Trained from scratch on FER-2013 Training minus a stratified 10% validation part (seed 0); "
+        + (
+            f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
+            f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}."
+            if not (first := card["training"].get("first_stage"))
+            else f"in two stages on {card['training']['hardware']}: {first['epochs_run']} epochs "
+            f"({first['seconds'] / 60:.1f} min, best epoch {first['best_epoch']}), then a warm restart from that "
+            f"best epoch (`--init-from`, a fresh cosine schedule) for {card['training']['epochs_run']} epochs "
+            f"({card['training']['seconds'] / 60:.1f} min, best epoch {card['training']['best_epoch']}); "
+            f"{card['training']['total_seconds'] / 60:.1f} min in all."
+        ),
         *(
             [
-                f"- Distilled from the bundled `{cfg['distill_from']}` model (Hinton et al. 2015; weight "
+                f"- Distilled from the bundled `{cfg['distill_from']}` model"
+                + (f" (weights sha256 {t[:12]}...)" if (t := card["training"].get("teacher_sha256")) else "")
+                + f" (Hinton et al. 2015; weight "
                 f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']}): its soft labels on the same "
                 "augmented Training batches. No ImageNet weights."
             ]
             if (cfg := card["training"].get("config", {})).get("distill_from")
+            else []
+        ),
+        *(
+            [f"- First stage: `{card['training']['first_stage']['command']}`"]
+            if card["training"].get("first_stage")
             else []
         ),
         f"- Command: `{card['training']['command']}`",
@@ -102,6 +117,13 @@ def main() -> int:
     p.add_argument("--command", required=True, help="the exact training command")
     p.add_argument("--hardware", default="2 shared CPU cores (no GPU)")
     p.add_argument("--architecture", default=None, help="card text; default: the backbone spec's description")
+    p.add_argument(
+        "--first-stage",
+        default=None,
+        metavar="RUN_DIR",
+        help="the run that RUN_DIR warm-restarted from (--init-from): its epochs and time go in the card",
+    )
+    p.add_argument("--first-command", default=None, help="the exact command of --first-stage")
     args = p.parse_args()
     torch.set_num_threads(2)
     run = Path(args.run_dir)
@@ -126,6 +148,16 @@ def main() -> int:
 
     dup = cross_split_duplicates(train_all.images, test.images)
     card_training = dict(rec.meta.get("training", {}))
+    teacher = card_training.get("config", {}).get("distill_from")
+    if teacher in list_plugins("backbones"):  # which weights taught it: the bundled ones may be replaced later
+        card_training["teacher_sha256"] = load_plugin("backbones", teacher).weights[0].sha256
+    if args.first_stage:
+        first = EmotionRecognizer.from_pretrained(args.first_stage, detector=None).meta.get("training", {})
+        card_training["first_stage"] = {
+            **{k: first[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in first},
+            "command": args.first_command,
+        }
+        card_training["total_seconds"] = first.get("seconds", 0.0) + card_training.get("seconds", 0.0)
     card = {
         "name": args.name,
         "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,
