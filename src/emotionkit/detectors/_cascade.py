@@ -140,7 +140,7 @@ def _pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.Tensor
 def _pnet_level(
     pnet: nn.Module, level: torch.Tensor, scale: float, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """P-Net on one pyramid level: candidate boxes ``(K, 9)`` and their image indices, or None."""
+    """P-Net on one pyramid level: candidate boxes ``(K, 9)`` and their image indices (before NMS), or None."""
     reg, prob = pnet(_normalise(level.float()).contiguous(memory_format=torch.channels_last))
     score = prob[:, 1]
     mask = score >= threshold
@@ -152,9 +152,7 @@ def _pnet_level(
     q1 = ((2 * cells + 1) / scale).floor()
     q2 = ((2 * cells + 12) / scale).floor()
     offsets = reg.permute(0, 2, 3, 1)[mask]
-    boxes = torch.cat([q1, q2, score[mask].unsqueeze(1), offsets], dim=1)
-    keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
-    return boxes[keep], inds[keep]
+    return torch.cat([q1, q2, score[mask].unsqueeze(1), offsets], dim=1), inds
 
 
 def _stage_one(
@@ -167,12 +165,21 @@ def _stage_one(
     downscaled pyramid levels (uint8, for cropping).
     """
     levels = _pyramid(images, scales)
-    found = [r for lv, scale in zip(levels[1:], scales) if (r := _pnet_level(pnet, lv, scale, threshold)) is not None]
+    found = [
+        (r, k)
+        for k, (lv, scale) in enumerate(zip(levels[1:], scales))
+        if (r := _pnet_level(pnet, lv, scale, threshold))
+    ]
     crop_levels = [levels[0], *(lv for lv in levels[1:] if lv.shape[-1] < images.shape[-1])]
     device = images.device
     if not found:
         return torch.zeros((0, 9), device=device), torch.zeros((0,), dtype=torch.long, device=device), crop_levels
-    return torch.cat([b for b, _ in found]), torch.cat([i for _, i in found]), crop_levels
+    boxes = torch.cat([b for (b, _), _ in found])
+    inds = torch.cat([i for (_, i), _ in found])
+    # MTCNN's NMS within each level of each image, as one call: the group of a box is (level, image).
+    groups = torch.cat([i + k * images.shape[0] for (_, i), k in found])
+    keep = batched_nms(boxes[:, :4], boxes[:, 4], groups, 0.5).sort().values
+    return boxes[keep], inds[keep], crop_levels
 
 
 def _refine(
