@@ -171,6 +171,11 @@ if __name__ == "__main__":
         print(p.name, p.size, len(p.faces), [round(f[2] - f[0]) for f in p.faces])
 
 
+#: Untimed calls before each timed cell, on both sides: the first calls on a new input size build oneDNN
+#: primitives and grow the allocator's pools.
+WARMUP_CALLS = 3
+
+
 def timing_row(photo: Photo, walls: list[float], cpus: list[float], boxes: list[tuple[float, ...]]) -> dict:
     """One photo's end-to-end cell: median and best wall ms, median CPU ms, faces found and false detections."""
     hits, false = match(photo.faces, boxes)

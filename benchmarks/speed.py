@@ -37,7 +37,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _photos import Photo, dump_paths, photos, timing_row  # noqa: E402
+from _photos import WARMUP_CALLS, Photo, dump_paths, photos, timing_row  # noqa: E402
 
 from emotionkit.preprocessing import FacePreprocessor  # noqa: E402
 from emotionkit.recognizer import EmotionRecognizer, build_backbone, bundled_models  # noqa: E402
@@ -96,7 +96,8 @@ def _load(where: Any, runtime: str) -> EmotionRecognizer:
 
 
 def _repeat(fn, repeats: int, budget: float) -> tuple[list[float], list[float], Any]:
-    fn()  # warm up
+    for _ in range(WARMUP_CALLS):
+        fn()
     walls: list[float] = []
     cpus: list[float] = []
     start = time.perf_counter()
