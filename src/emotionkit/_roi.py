@@ -25,7 +25,7 @@ _PAD = 2
 
 def roi_align_window(
     image: torch.Tensor | np.ndarray,
-    rois: torch.Tensor,
+    rois: torch.Tensor | np.ndarray,
     output_size: tuple[int, int],
     *,
     sampling_ratio: int,
@@ -39,7 +39,7 @@ def roi_align_window(
         A tensor ``(B, C, H, W)`` of any dtype and memory format (typically uint8), or an
         array ``(H, W, C)`` or ``(B, H, W, C)`` (the window is copied out of it, so a
         read-only array is fine).
-    rois : torch.Tensor
+    rois : torch.Tensor or numpy.ndarray
         ``(K, 5)`` float rows ``(batch index, x1, y1, x2, y2)`` in ``image`` pixels
         (``aligned=True`` convention).
     output_size : (int, int)
@@ -69,14 +69,17 @@ def roi_align_window(
         def window(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
             return tensor[..., y0:y1, x0:x1]
 
-    if rois.shape[0] == 0:
-        return roi_align(convert(window(0, 1, 0, 1)).contiguous(), rois, output_size, 1.0, sampling_ratio, True)
-    lo = rois[:, 1:3].amin(dim=0).tolist()
-    hi = rois[:, 3:5].amax(dim=0).tolist()
+    boxes = rois.detach().cpu().numpy() if isinstance(rois, torch.Tensor) else np.asarray(rois)
+    boxes = boxes.astype(np.float32, copy=False)
+    if boxes.shape[0] == 0:
+        src = convert(window(0, 1, 0, 1)).contiguous()
+        return roi_align(src, torch.from_numpy(boxes).to(src.device), output_size, 1.0, sampling_ratio, True)
+    lo = boxes[:, 1:3].min(axis=0).tolist()
+    hi = boxes[:, 3:5].max(axis=0).tolist()
     x0 = min(max(math.floor(lo[0]) - _PAD, 0), width - 1)
     y0 = min(max(math.floor(lo[1]) - _PAD, 0), height - 1)
     x1 = max(min(math.ceil(hi[0]) + _PAD, width), x0 + 1)
     y1 = max(min(math.ceil(hi[1]) + _PAD, height), y0 + 1)
-    src = convert(window(y0, y1, x0, x1))
-    shifted = rois - rois.new_tensor([0.0, x0, y0, x0, y0])
-    return roi_align(src.contiguous(), shifted, output_size, 1.0, sampling_ratio, True)
+    src = convert(window(y0, y1, x0, x1)).contiguous()
+    shifted = torch.from_numpy(boxes - np.array([0.0, x0, y0, x0, y0], dtype=np.float32)).to(src.device)
+    return roi_align(src, shifted, output_size, 1.0, sampling_ratio, True)
