@@ -83,6 +83,14 @@ def test_predict_json_for_several_images(model_dir, fer_faces, tmp_path, capsys)
     assert all(len(r["faces"]) == 1 and r["faces"][0]["box"] == [0.0, 0.0, 48.0, 48.0] for r in report)
 
 
+def test_predict_passes_detector_options(model_dir, capsys):
+    options = '{"min_face_size": 20, "max_side": 256}'
+    assert main(["predict", "--sample", "--json", "--model", str(model_dir), "--detector-options", options]) == 0
+    faces = json.loads(capsys.readouterr().out)[0]["faces"]
+    assert len(faces) == 1 and faces[0]["box"][2] <= 512  # found on a 256-pixel copy, box in the photo's pixels
+    assert iou(faces[0]["box"], (182, 60, 268, 170)) > 0.6
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -92,8 +100,19 @@ def test_predict_json_for_several_images(model_dir, fer_faces, tmp_path, capsys)
         (["predict", "--sample", "--detector", "mtcn"], "Did you mean 'mtcnn'?"),
         (["predict", "--sample", "--out", "result.xyz"], "unknown extension"),
         (["predict", "--sample", str(sample_image_path()), "--out", "one.png"], "Pass a directory to --out"),
+        (["predict", "--sample", "--detector-options", "min_face_size=20"], "must be a JSON object"),
+        (["predict", "--sample", "--detector-options", '{"min_face": 20}'], "Did you mean 'min_face_size'?"),
     ],
-    ids=["no-images", "missing-file", "unknown-model", "unknown-detector", "bad-extension", "file-for-several"],
+    ids=[
+        "no-images",
+        "missing-file",
+        "unknown-model",
+        "unknown-detector",
+        "bad-extension",
+        "file-for-several",
+        "options-not-json",
+        "unknown-option",
+    ],
 )
 def test_predict_user_errors_exit_2_with_one_line(args, fragment, capsys, model_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)

@@ -335,3 +335,15 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     rec.model.train()  # training mode: batch statistics, nothing folded
     assert rec._inference_model() is rec.model
     rec.model.eval()
+
+
+def test_unknown_detector_option_is_named_with_the_allowed_ones(model_dir):
+    from emotionkit import InvalidOptionError
+
+    with pytest.raises(
+        InvalidOptionError, match="does not take option\\(s\\) 'min_face'.*Allowed: min_face_size"
+    ) as info:
+        EmotionRecognizer.from_pretrained(model_dir, detector_options={"min_face": 20})
+    assert isinstance(info.value, TypeError)
+    rec = EmotionRecognizer.from_pretrained(model_dir, detector_options={"min_face_size": 24, "max_side": None})
+    assert (rec.detector.min_face_size, rec.detector.max_side) == (24, None)

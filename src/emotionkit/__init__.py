@@ -16,6 +16,7 @@ from .exceptions import (
     IncompatibleComponentsError,
     InvalidDataError,
     InvalidImageError,
+    InvalidOptionError,
     MissingDependencyError,
     NoBundledWeightsError,
     PluginLoadError,
@@ -47,6 +48,7 @@ __all__ = [
     "NoBundledWeightsError",
     "MissingDependencyError",
     "InvalidDataError",
+    "InvalidOptionError",
     "__version__",
 ]
 

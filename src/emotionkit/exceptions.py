@@ -23,6 +23,7 @@ __all__ = [
     "NoBundledWeightsError",
     "MissingDependencyError",
     "InvalidDataError",
+    "InvalidOptionError",
     "suggest",
 ]
 
@@ -69,6 +70,10 @@ class MissingDependencyError(EmotionKitError, ImportError):
 
 class InvalidDataError(EmotionKitError, ValueError):
     """A dataset (CSV row, image folder, split) that cannot be used."""
+
+
+class InvalidOptionError(EmotionKitError, TypeError):
+    """An option (keyword argument) that a component does not take."""
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:

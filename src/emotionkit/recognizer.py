@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exceptions import IncompatibleComponentsError, NoBundledWeightsError, UnknownModelError, suggest
+from .exceptions import (
+    IncompatibleComponentsError,
+    InvalidOptionError,
+    NoBundledWeightsError,
+    UnknownModelError,
+    suggest,
+)
 from .interfaces import BackboneSpec, FaceDetector
 from .io import ImageInput, load_image
 from .preprocessing import FacePreprocessor
@@ -605,7 +612,17 @@ def _make_detector(
         return None
     if isinstance(detector, str):
         spec = load_plugin("detectors", detector)
-        return spec.build(device=device, **dict(options or {}))
+        options = dict(options or {})
+        params = inspect.signature(spec.build).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            allowed = [k for k, p in params.items() if k != "device" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+            unknown = [k for k in options if k not in allowed]
+            if unknown:
+                raise InvalidOptionError(
+                    f"Detector {detector!r} does not take option(s) {', '.join(map(repr, unknown))}. "
+                    f"Allowed: {', '.join(allowed) or 'none'}.{suggest(unknown[0], allowed)}"
+                )
+        return spec.build(device=device, **options)
     if not isinstance(detector, FaceDetector):
         raise TypeError(f"detector must be a registered name, a FaceDetector or None, got {type(detector).__name__}.")
     return detector

@@ -29,6 +29,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="also classify the bundled sample photo (NASA, public domain)")
     p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
     p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn (default), or none for pre-cropped faces")
+    p.add_argument(
+        "--detector-options",
+        default="{}",
+        help="detector options as JSON, e.g. '{\"min_face_size\": 20}' for faces down to 20 pixels",
+    )
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, faces} instead of text")
     p.add_argument(
@@ -84,12 +89,23 @@ def _outputs(out: str | None, images: Sequence[str]) -> list[Path] | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``."""
     from ..drawing import annotate
+    from ..exceptions import InvalidOptionError
     from ..io import load_image
     from ..recognizer import EmotionRecognizer
 
     images = _inputs(args)
     outputs = _outputs(args.out, images)
-    recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector, device=args.device)
+    try:
+        options = json.loads(args.detector_options)
+    except json.JSONDecodeError as exc:
+        options = exc
+    if not isinstance(options, dict):
+        raise InvalidOptionError(
+            f"--detector-options must be a JSON object such as '{{\"min_face_size\": 20}}', got {args.detector_options!r}."
+        )
+    recognizer = EmotionRecognizer.from_pretrained(
+        args.model, detector=args.detector, device=args.device, detector_options=options
+    )
     report: list[dict[str, Any]] = []
     notes = sys.stderr if args.json else sys.stdout
     for start in range(0, len(images), CHUNK):

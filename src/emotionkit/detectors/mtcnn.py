@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -169,9 +168,7 @@ class MTCNNDetector:
         return out
 
 
-def _build(device: Any = None, **options: Any) -> MTCNNDetector:
-    return MTCNNDetector(device, **options)
-
-
-#: The ``mtcnn`` entry of the ``emotionkit.detectors`` group.
-SPEC = DetectorSpec(name="mtcnn", build=_build, description="MTCNN from facenet-pytorch (bundled weights, offline).")
+#: The ``mtcnn`` entry of the ``emotionkit.detectors`` group (its options: MTCNNDetector's arguments).
+SPEC = DetectorSpec(
+    name="mtcnn", build=MTCNNDetector, description="MTCNN from facenet-pytorch (bundled weights, offline)."
+)
