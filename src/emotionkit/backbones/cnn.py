@@ -136,7 +136,7 @@ SPEC = BackboneSpec(
             name="cnn_fer2013",
             package="emotionkit",
             directory="assets/models/cnn",
-            sha256="6b05259cdd69cb50fb1f4c7da43c86e37939211383f7aee9d9d4897bf8e8cb65",
+            sha256="f6191151682ae802b92887b190a0fd5419e69642175ca4da637a45497b93187b",
         ),
     ),
     description="The seed's VGG-style CNN (3 conv blocks + 512-unit dense layer), 48x48 grayscale.",
