@@ -28,7 +28,7 @@ def detector() -> MTCNNDetector:
 
 
 def test_defaults_are_the_measured_fast_settings(detector):
-    assert (detector.max_side, detector.factor, detector.min_face_size) == (1280, 0.6, 40)
+    assert (detector.max_side, detector.factor, detector.min_face_size) == (1280, 0.6, 20)
     assert detector.thresholds == [0.7, 0.7, 0.7]
 
 

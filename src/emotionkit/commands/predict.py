@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--detector-options",
         default="{}",
-        help="detector options as JSON, e.g. '{\"min_face_size\": 20}' for faces down to 20 pixels",
+        help="detector options as JSON, e.g. '{\"min_face_size\": 40}' (2x faster, portraits)",
     )
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, faces} instead of text")

@@ -25,14 +25,13 @@ class MTCNNDetector:
     ----------
     device : str or torch.device, optional
         Where to run (default CPU).
-    min_face_size : int, default 40
+    min_face_size : int, default 20
         Smallest face side searched for, in pixels of the (possibly downscaled) detection
-        image. 40 (facenet-pytorch's default is 20) because expressions are classified at
-        48x48: on FER-2013 validation faces shrunk to a 20-pixel face the bundled ``cnn``'s
-        accuracy falls from 0.63 to 0.49, at 27 pixels to 0.58 and at 33 to 0.61
-        (``benchmarks/face_size_accuracy.py``), and searching down to 20 pixels costs about
-        twice the detection time (``benchmarks/detection_recall.py``). Faces somewhat below 40
-        pixels are still often found; pass 20 for small faces in group photos.
+        image. 40 halves detection time (``benchmarks/detection_recall.py``) but misses
+        small faces in group photos (7 of 24 on the benchmark's 1080p group photo), so it
+        is an option, not the default. Expressions are classified at 48x48: on FER-2013
+        validation faces shrunk to a 20-pixel face the bundled ``cnn``'s accuracy falls
+        well below its full-size accuracy (``benchmarks/face_size_accuracy.py``).
     thresholds : (float, float, float), default (0.7, 0.7, 0.7)
         P-Net, R-Net and O-Net score thresholds. P-Net's 0.7 (facenet-pytorch: 0.6) sends
         fewer candidates to R-Net, 10-20% less detection time, with the same faces found on
@@ -58,7 +57,7 @@ class MTCNNDetector:
         self,
         device: str | torch.device | None = None,
         *,
-        min_face_size: int = 40,
+        min_face_size: int = 20,
         thresholds: Sequence[float] = (0.7, 0.7, 0.7),
         factor: float = 0.6,
         max_side: int | None = 1280,
