@@ -30,19 +30,18 @@ from _photos import match, photos  # noqa: E402
 
 from emotionkit.detectors.mtcnn import MTCNNDetector  # noqa: E402
 
-#: Settings compared; each is MTCNNDetector's defaults (min_face_size 40, thresholds .7/.7/.7, factor 0.6,
+#: Settings compared; each is MTCNNDetector's defaults (min_face_size 20, thresholds .7/.7/.7, factor 0.6,
 #: max_side 1280) with these changes.
 _FACENET = {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7), "factor": 0.709, "max_side": None}
 CONFIGS: dict[str, dict[str, Any]] = {
     "facenet detect_face (old path)": {"facenet": True, **_FACENET},
     "cascade, facenet's settings": _FACENET,
-    "min 20, P-Net .6": {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7)},
-    "min 20": {"min_face_size": 20},
-    "min 32": {"min_face_size": 32},
-    "min 40, P-Net .6": {"thresholds": (0.6, 0.7, 0.7)},
-    "min 40, P-Net .8": {"thresholds": (0.8, 0.7, 0.7)},
+    "default, P-Net .6": {"thresholds": (0.6, 0.7, 0.7)},
     "default": {},
     "default, factor 0.709": {"factor": 0.709},
+    "min 32": {"min_face_size": 32},
+    "min 40 (portraits)": {"min_face_size": 40},
+    "min 40, P-Net .8": {"min_face_size": 40, "thresholds": (0.8, 0.7, 0.7)},
     "default, max_side 640": {"max_side": 640},
     "default, full resolution": {"max_side": None},
 }
