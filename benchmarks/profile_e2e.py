@@ -31,10 +31,10 @@ STAGES = [
     ("detection (all)", "detectors/mtcnn.py", "detect_batch"),
     ("  P-Net over the pyramid", "detectors/_cascade.py", "_stage_one"),
     ("    pyramid (uint8 resizes)", "detectors/_cascade.py", "_pyramid"),
-    ("    P-Net forward", "facenet_pytorch/models/mtcnn.py", "forward:PNet"),
+    ("    P-Net forward", "detectors/_nets.py", "forward:FastPNet"),
     ("  R-Net/O-Net crops (roi_align)", "detectors/_cascade.py", "_crops"),
-    ("  R-Net forward", "facenet_pytorch/models/mtcnn.py", "forward:RNet"),
-    ("  O-Net forward", "facenet_pytorch/models/mtcnn.py", "forward:ONet"),
+    ("  R-Net forward", "detectors/_nets.py", "forward:FastRNet"),
+    ("  O-Net forward", "detectors/_nets.py", "forward:FastONet"),
     ("  non-maximum suppression", "torchvision/ops/boxes.py", "batched_nms"),
     ("face crops for the classifier", "emotionkit/preprocessing.py", "crops"),
     ("classifier (logits)", "emotionkit/recognizer.py", "logits"),
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     import inspect
 
-    from facenet_pytorch.models import mtcnn as nets
+    from emotionkit.detectors import _nets as nets
 
     for stage, suffix, func in STAGES:
         line = None

@@ -6,7 +6,9 @@ level with area interpolation from the full image. Here every stage is a handful
 batched tensor operations:
 
 - the pyramid is built level from level with antialiased bilinear resizing;
-- P-Net runs channels-last (its 2x2 ceil-mode pooling is several times faster so);
+- the networks run channels-last on raw pixels, rearranged for fewer and cheaper
+  operations (``_nets.py``: normalisation folded into the first convolution, merged heads,
+  P-Net's big pools as strided maxima);
 - all R-Net and O-Net crops of all images come from one ``roi_align`` call per pyramid
   level used, with the original MTCNN's zero padding outside the image (facenet-pytorch clamps the box to
   the image and stretches the crop instead).
@@ -26,6 +28,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from .._roi import roi_align_window
+from ._nets import FastONet, FastPNet, FastRNet
 
 __all__ = ["pyramid_scales", "run_cascade"]
 
@@ -46,10 +49,6 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
         scale *= factor
         side *= factor
     return scales
-
-
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    return (x - 127.5) * 0.0078125
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:
@@ -144,11 +143,10 @@ def _pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.Tensor
 
 
 def _pnet_level(
-    pnet: nn.Module, level: torch.Tensor, scale: float, threshold: float
+    pnet: FastPNet, level: torch.Tensor, scale: float, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """P-Net on one pyramid level: candidate boxes ``(K, 9)`` and their image indices (before NMS), or None."""
-    reg, prob = pnet(_normalise(level.float()).contiguous(memory_format=torch.channels_last))
-    score = prob[:, 1]
+    reg, score = pnet(level.float().contiguous(memory_format=torch.channels_last))  # (N, H, W, 4), (N, H, W)
     mask = score >= threshold
     where = mask.nonzero()
     if where.shape[0] == 0:
@@ -157,12 +155,11 @@ def _pnet_level(
     cells = where[:, 1:].flip(1).to(score.dtype)  # (x, y) of each P-Net output cell
     q1 = ((2 * cells + 1) / scale).floor()
     q2 = ((2 * cells + 12) / scale).floor()
-    offsets = reg.permute(0, 2, 3, 1)[mask]
-    return torch.cat([q1, q2, score[mask].unsqueeze(1), offsets], dim=1), inds
+    return torch.cat([q1, q2, score[mask].unsqueeze(1), reg[mask]], dim=1), inds
 
 
 def _stage_one(
-    images: torch.Tensor, pnet: nn.Module, scales: Sequence[float], threshold: float
+    images: torch.Tensor, pnet: FastPNet, scales: Sequence[float], threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """P-Net over the image pyramid.
 
@@ -191,16 +188,16 @@ def _stage_one(
 def _refine(
     net: nn.Module, levels: Sequence[torch.Tensor], boxes: torch.Tensor, inds: torch.Tensor, size: int
 ) -> tuple[torch.Tensor, ...]:
-    """Crop the candidates at ``size`` and run R-Net or O-Net on them in one batch."""
-    return tuple(net(_normalise(_crops(levels, boxes, inds, size)).contiguous(memory_format=torch.channels_last)))
+    """Crop the candidates at ``size`` and run R-Net or O-Net on them (raw pixels) in one batch."""
+    return tuple(net(_crops(levels, boxes, inds, size).contiguous(memory_format=torch.channels_last)))
 
 
 @torch.inference_mode()
 def run_cascade(
     batch: np.ndarray,
-    pnet: nn.Module,
-    rnet: nn.Module,
-    onet: nn.Module,
+    pnet: FastPNet,
+    rnet: FastRNet,
+    onet: FastONet,
     *,
     min_face_size: float = 20.0,
     thresholds: Sequence[float] = (0.6, 0.7, 0.7),
@@ -213,8 +210,9 @@ def run_cascade(
     ----------
     batch : numpy.ndarray
         ``(B, H, W, 3)`` uint8 RGB.
-    pnet, rnet, onet : torch.nn.Module
-        facenet-pytorch's pretrained MTCNN networks, in eval mode.
+    pnet, rnet, onet : FastPNet, FastRNet, FastONet
+        facenet-pytorch's pretrained MTCNN networks, wrapped by :mod:`._nets` (raw pixels in).
+        Eval mode, channels-last.
     min_face_size : float, default 20
         Smallest face side searched for, in pixels of ``batch``.
     thresholds : (float, float, float)
@@ -244,8 +242,7 @@ def run_cascade(
     boxes = _square(_regress(boxes[:, :4], boxes[:, 5:9], plus_one=False))
 
     # Stage 2: R-Net refines every candidate in one batch.
-    reg, prob = _refine(rnet, levels, boxes, inds, 24)
-    score = prob[:, 1]
+    reg, score = _refine(rnet, levels, boxes, inds, 24)
     ok = score > thresholds[1]
     boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]
     if boxes.shape[0] == 0:
@@ -255,8 +252,7 @@ def run_cascade(
     inds = inds[keep]
 
     # Stage 3: O-Net gives the final score, box and five landmarks.
-    reg, marks, prob = _refine(onet, levels, boxes, inds, 48)
-    score = prob[:, 1]
+    reg, marks, score = _refine(onet, levels, boxes, inds, 48)
     ok = score > thresholds[2]
     boxes, inds, score, reg, marks = boxes[ok], inds[ok], score[ok], reg[ok], marks[ok]
     if boxes.shape[0] == 0:

@@ -84,6 +84,9 @@ class MTCNNDetector:
         )
         # Channels-last makes the nets' ceil-mode max pooling 3-8x faster on CPUs (measured in benchmarks/).
         self._net = net.eval().to(memory_format=torch.channels_last)
+        from ._nets import FastONet, FastPNet, FastRNet
+
+        self._nets = (FastPNet(self._net.pnet), FastRNet(self._net.rnet), FastONet(self._net.onet))
 
     def _scale(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = image.shape[:2]
@@ -137,9 +140,7 @@ class MTCNNDetector:
             batch = np.stack([scaled[i][0] for i in indices])
             found = run_cascade(
                 batch,
-                self._net.pnet,
-                self._net.rnet,
-                self._net.onet,
+                *self._nets,
                 min_face_size=self.min_face_size,
                 thresholds=self.thresholds,
                 factor=self.factor,
