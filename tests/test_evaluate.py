@@ -264,3 +264,28 @@ def test_compare_command(cli_run, tmp_path, capsys):
     assert (tmp_path / "comparison.md").is_file() and len(
         json.loads((tmp_path / "comparison.json").read_text())["rows"]
     ) == 2
+
+
+def test_split_seed_keeps_validation_and_warm_restart_refuses_another_split(cli_run, small_csv, tmp_path, capsys):
+    """--seed alone no longer moves the validation split when --split-seed pins it; a warm restart
+    or teacher trained on another split (which saw this run's validation faces) is refused."""
+    base = ["train", "--data", str(small_csv), "--epochs", "1", "--batch-size", "32", "--no-progress", "--no-report"]
+    base += ["--config", json.dumps(SMALL), "--drop-duplicates"]
+    assert main([*base, "--out", str(tmp_path / "seed1"), "--seed", "1", "--split-seed", "0"]) == 0
+    ours = json.loads((tmp_path / "seed1" / "data.json").read_text())
+    theirs = json.loads((cli_run / "data.json").read_text())
+    assert ours["settings"]["seed"] == theirs["settings"]["seed"] == 0 and ours["sizes"] == theirs["sizes"]
+    assert json.loads((tmp_path / "seed1" / "train_config.json").read_text())["seed"] == 1
+    capsys.readouterr()
+    for option in ("--init-from", "--distill-from"):
+        assert main([*base, "--out", str(tmp_path / "leak"), "--seed", "1", option, str(cli_run)]) == 2
+        error = capsys.readouterr().err
+        assert "--split-seed 1" in error and "validation faces" in error
+        assert error.strip().endswith(
+            "Pass --split official --split-seed 0 --val-fraction 0.1 (--seed can still differ)."
+        )
+    assert not (tmp_path / "leak").exists()  # refused before anything was written
+    assert (
+        main([*base, "--out", str(tmp_path / "warm"), "--seed", "1", "--split-seed", "0", "--init-from", str(cli_run)])
+        == 0
+    )

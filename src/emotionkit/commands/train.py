@@ -95,7 +95,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--unfreeze-layers", type=int, default=None, help="layers unfrozen after --freeze-epochs (default all)"
     )
     p.add_argument("--finetune-lr-factor", type=float, default=0.1, help="LR factor after --freeze-epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the random validation (and stratified test) split; default: --seed. Keep it fixed when "
+        "only --seed changes, so runs are compared on the same validation faces",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
         "--limit",
@@ -128,6 +136,50 @@ def _fractions(text: str) -> tuple[float, ...]:
         return tuple(float(f) for f in text.split(","))
     except ValueError as exc:
         raise InvalidDataError(f"--fractions must be comma-separated numbers like 0.6,0.2,0.2, got {text!r}.") from exc
+
+
+def check_same_split(
+    source: str | None, method: str, seed: int, val_fraction: float, fractions: tuple[float, ...]
+) -> None:
+    """Refuse a warm-start or teacher run directory that was split differently from this run.
+
+    A model trained on another random split has seen some of this run's validation faces:
+    its warm restart or its distilled student would score inflated validation numbers, and
+    model selection on them would be biased. Bundled models and directories without the
+    ``data.json`` that ``emotionkit train`` writes are not checked (the bundled ones were
+    split with ``--split official --split-seed 0 --val-fraction 0.1``).
+
+    Raises
+    ------
+    InvalidOptionError
+        ``source`` is a run directory whose split differs; the message gives the options
+        that reproduce it.
+    """
+    if not source or not (Path(source) / "data.json").is_file():
+        return
+    recorded = json.loads((Path(source) / "data.json").read_text())
+    settings = recorded.get("settings", {})
+    ours: dict[str, Any] = {"fractions": [float(f) for f in fractions], "seed": seed, "val_fraction": val_fraction}
+    if method == "stratified":
+        keys = ["fractions", "seed"]
+    else:  # an official split is random only where validation is held out of Training
+        keys = ["val_fraction", "seed"] if "val_fraction" in settings else []
+    if recorded.get("method") == method and all(settings.get(k) == ours[k] for k in keys):
+        return
+    from ..exceptions import InvalidOptionError
+
+    def options(m: Any, values: dict[str, Any]) -> str:
+        text = f"--split {m} --split-seed {values.get('seed')}"
+        if m == "stratified":
+            return text + f" --fractions {','.join(str(f) for f in values.get('fractions') or [])}"
+        return text + (f" --val-fraction {values['val_fraction']}" if values.get("val_fraction") is not None else "")
+
+    raise InvalidOptionError(
+        f"{source} was trained on another split ({options(recorded.get('method'), settings)}) than this run "
+        f"({options(method, ours)}): it has seen some of this run's validation faces, which would inflate "
+        f"validation scores and bias model selection. Pass {options(recorded.get('method'), settings)} "
+        "(--seed can still differ)."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,6 +219,9 @@ def run(args: argparse.Namespace) -> int:
         finetune_lr_factor=args.finetune_lr_factor,
         progress=args.progress,
     )
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    for source in (args.init_from, args.distill_from):
+        check_same_split(source, args.split, split_seed, args.val_fraction, _fractions(args.fractions))
     trainer = Trainer(config, args.out)  # builds the model first: a bad backbone or init fails before any data is read
     options = folder_options(args)
     splits = load_splits(
@@ -174,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         args.split,
         fractions=_fractions(args.fractions),
         val_fraction=args.val_fraction,
-        seed=args.seed,
+        seed=split_seed,
         drop_duplicates=args.drop_duplicates,
         limit=args.limit,
         **options,
@@ -197,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         "val_macro_f1": summary["val"]["macro_f1"],
     }
     if splits.test is not None and not args.no_report:
-        test_name = splits.settings.get("test_usage") or f"test part of the stratified split (seed {args.seed})"
+        test_name = splits.settings.get("test_usage") or f"test part of the stratified split (seed {split_seed})"
         duplicates = {
             "found": splits.duplicates.get("test_in_train", 0),
             "groups": splits.duplicates.get("test_groups", 0),
