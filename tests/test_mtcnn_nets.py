@@ -76,3 +76,37 @@ def test_rnet_and_onet_match_facenet_on_real_crops(nets, sample_photo, sample_fa
         for mine, theirs in zip(got[:-1], reference[:-1]):  # regression (and O-Net's landmarks)
             torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=0)
         assert 0 < int((got[-1] > 0.7).sum()) < len(raw)  # faces and non-faces among the crops
+
+
+def test_packed_pyramid_levels_give_the_candidates_of_each_level_alone(nets, sample_photo):
+    """P-Net once over levels packed in a canvas = P-Net on each level alone (the sample photo, both ways
+    up), except in the last cell row or column of an odd-sized level, whose window reaches one pixel past
+    the level: there max-pooling sees the canvas's zeros instead of its padding."""
+    from emotionkit.detectors._cascade import _out_cells, _pack, _pnet_level, _pnet_packed
+
+    _, pnet, _, _ = nets
+    photo = load_image(sample_photo)
+    batch = torch.from_numpy(np.stack([photo, np.ascontiguousarray(photo[::-1, ::-1])])).permute(0, 3, 1, 2)
+    scales = pyramid_scales(512, 512, 20, 0.6)
+    levels = _pyramid(batch, scales)[1:]
+    ids = list(range(1, len(levels)))
+    offsets, (height, _) = _pack([tuple(lv.shape[-2:]) for lv in levels[1:]])
+    assert all(y % 2 == 0 and x % 2 == 0 for y, x in offsets) and height == levels[1].shape[-2] + 1
+
+    def rows(boxes: torch.Tensor, inds: torch.Tensor, k: int) -> dict[tuple, torch.Tensor]:
+        h, w = levels[k].shape[-2:]
+        last_x = np.floor((2 * (_out_cells(w) - 1) + 1) / np.float32(scales[k])) if w % 2 else None
+        last_y = np.floor((2 * (_out_cells(h) - 1) + 1) / np.float32(scales[k])) if h % 2 else None
+        return {
+            (int(i), float(b[0]), float(b[1])): b
+            for b, i in zip(boxes, inds)
+            if float(b[0]) != last_x and float(b[1]) != last_y
+        }
+
+    with torch.inference_mode():
+        boxes, inds, level = _pnet_packed(pnet, levels[1:], scales[1:], ids, 0.5)
+        for k in ids:
+            mine = rows(boxes[level == k], inds[level == k], k)
+            theirs = rows(*_pnet_level(pnet, levels[k], scales[k], 0.5), k)
+            assert mine.keys() == theirs.keys() and len(mine) > 0, k
+            torch.testing.assert_close(torch.stack(list(mine.values())), torch.stack([theirs[key] for key in mine]))

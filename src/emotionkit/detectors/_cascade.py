@@ -158,6 +158,64 @@ def _pnet_level(
     return torch.cat([q1, q2, score[mask].unsqueeze(1), reg[mask]], dim=1), inds
 
 
+def _even(n: int) -> int:
+    return n + n % 2
+
+
+def _pack(sizes: Sequence[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Place levels ``(h, w)`` (largest first) in columns of a canvas as tall as the first.
+
+    Offsets are even, so each level's P-Net output cells fall on the canvas's (P-Net's
+    stride is 2). Returns the ``(y, x)`` offsets and the canvas ``(height, width)``.
+    """
+    height = _even(sizes[0][0])
+    offsets, x, y, column = [], 0, 0, 0
+    for h, w in sizes:
+        if y > 0 and y + h > height:
+            x, y, column = x + _even(column), 0, 0
+        offsets.append((y, x))
+        y, column = y + _even(h), max(column, w)
+    return offsets, (height, x + _even(column))
+
+
+def _out_cells(side: int) -> int:
+    """P-Net output cells along a side of ``side`` pixels (3x3 conv, 2x2 ceil pool, two 3x3 convs)."""
+    return -(-(side - 2) // 2) - 4
+
+
+def _pnet_packed(
+    pnet: FastPNet, levels: Sequence[torch.Tensor], scales: Sequence[float], ids: Sequence[int], threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """P-Net once over small pyramid levels packed side by side in one canvas.
+
+    Only the output cells of each level's own windows are read, so a level's candidates are
+    the ones P-Net finds on it alone, except that the last row or column of an odd-sized
+    level sees one pixel of zeros instead of the pool's padding. Returns boxes ``(K, 9)``,
+    image indices, and each box's level id (from ``ids``), or None.
+    """
+    n, c = levels[0].shape[:2]
+    offsets, (height, width) = _pack([tuple(lv.shape[-2:]) for lv in levels])  # type: ignore[misc]
+    canvas = torch.zeros((n, c, height, width), device=levels[0].device).contiguous(memory_format=torch.channels_last)
+    level_map = torch.full((_out_cells(height), _out_cells(width)), -1, dtype=torch.long, device=canvas.device)
+    for j, (lv, (y, x)) in enumerate(zip(levels, offsets)):
+        h, w = lv.shape[-2:]
+        canvas[:, :, y : y + h, x : x + w] = lv
+        level_map[y // 2 : y // 2 + _out_cells(h), x // 2 : x // 2 + _out_cells(w)] = j
+    reg, score = pnet(canvas)
+    mask = (score >= threshold) & (level_map >= 0)
+    where = mask.nonzero()
+    if where.shape[0] == 0:
+        return None
+    level = level_map[where[:, 1], where[:, 2]]
+    origin = torch.tensor(offsets, dtype=torch.long, device=canvas.device)[level] // 2  # (y, x) in cells
+    cells = (where[:, 1:] - origin).flip(1).to(score.dtype)  # (x, y) of each cell in its own level
+    scale = torch.tensor(scales, dtype=score.dtype, device=canvas.device)[level].unsqueeze(1)
+    q1 = ((2 * cells + 1) / scale).floor()
+    q2 = ((2 * cells + 12) / scale).floor()
+    boxes = torch.cat([q1, q2, score[mask].unsqueeze(1), reg[mask]], dim=1)
+    return boxes, where[:, 0], torch.tensor(ids, device=canvas.device)[level]
+
+
 def _stage_one(
     images: torch.Tensor, pnet: FastPNet, scales: Sequence[float], threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -168,19 +226,27 @@ def _stage_one(
     downscaled pyramid levels (uint8, for cropping).
     """
     levels = _pyramid(images, scales)
-    found = [
-        (r, k)
-        for k, (lv, scale) in enumerate(zip(levels[1:], scales))
-        if (r := _pnet_level(pnet, lv, scale, threshold))
-    ]
-    crop_levels = [levels[0], *(lv for lv in levels[1:] if lv.shape[-1] < images.shape[-1])]
+    pyramid = levels[1:]
+    # The first level (about 60% of P-Net's arithmetic) runs alone; the others, where each layer's fixed
+    # cost rivals its arithmetic (2.8 ms for the four smallest of a 512 px photo, one by one), run packed
+    # into one canvas. Packing the first as well wasted ~17% more pixels: slower on one core for 720p.
+    small = list(range(1, len(pyramid))) if len(pyramid) > 2 else []
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for k, (lv, scale) in enumerate(zip(pyramid, scales)):
+        if k not in small and (r := _pnet_level(pnet, lv, scale, threshold)):
+            found.append((r[0], r[1], torch.full_like(r[1], k)))
+    if small and (
+        packed := _pnet_packed(pnet, [pyramid[k] for k in small], [scales[k] for k in small], small, threshold)
+    ):
+        found.append(packed)
+    crop_levels = [levels[0], *(lv for lv in pyramid if lv.shape[-1] < images.shape[-1])]
     device = images.device
     if not found:
         return torch.zeros((0, 9), device=device), torch.zeros((0,), dtype=torch.long, device=device), crop_levels
-    boxes = torch.cat([b for (b, _), _ in found])
-    inds = torch.cat([i for (_, i), _ in found])
+    boxes = torch.cat([b for b, _, _ in found])
+    inds = torch.cat([i for _, i, _ in found])
     # MTCNN's NMS within each level of each image, as one call: the group of a box is (level, image).
-    groups = torch.cat([i + k * images.shape[0] for (_, i), k in found])
+    groups = torch.cat([i + k * images.shape[0] for _, i, k in found])
     keep = batched_nms(boxes[:, :4], boxes[:, 4], groups, 0.5).sort().values
     return boxes[keep], inds[keep], crop_levels
 
