@@ -81,8 +81,16 @@ def card_markdown(name: str, card: dict) -> str:
             else []
         ),
         *(
-            [f"- First stage: `{card['training']['first_stage']['command']}`"]
-            if card["training"].get("first_stage")
+            [
+                f"- First stage: `{first['command']}`"
+                + (
+                    f" (its teacher: the bundled `{first['config']['distill_from']}` of the time, weights sha256 "
+                    f"{first['teacher_sha256'][:12]}...)"
+                    if first.get("teacher_sha256") and first.get("config", {}).get("distill_from")
+                    else ""
+                )
+            ]
+            if (first := card["training"].get("first_stage"))
             else []
         ),
         f"- Command: `{card['training']['command']}`",
@@ -124,6 +132,11 @@ def main() -> int:
         help="the run that RUN_DIR warm-restarted from (--init-from): its epochs and time go in the card",
     )
     p.add_argument("--first-command", default=None, help="the exact command of --first-stage")
+    p.add_argument(
+        "--first-teacher-sha256",
+        default=None,
+        help="sha256 of the weights that taught --first-stage (distilled from a bundled model since replaced)",
+    )
     args = p.parse_args()
     torch.set_num_threads(2)
     run = Path(args.run_dir)
@@ -156,6 +169,7 @@ def main() -> int:
         card_training["first_stage"] = {
             **{k: first[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in first},
             "command": args.first_command,
+            **({"teacher_sha256": args.first_teacher_sha256} if args.first_teacher_sha256 else {}),
         }
         card_training["total_seconds"] = first.get("seconds", 0.0) + card_training.get("seconds", 0.0)
     card = {

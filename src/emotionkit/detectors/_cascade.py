@@ -142,6 +142,15 @@ def _pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.Tensor
     return levels
 
 
+def _candidates(
+    cells: torch.Tensor, scale: float | torch.Tensor, score: torch.Tensor, reg: torch.Tensor
+) -> torch.Tensor:
+    """Candidate rows ``(K, 9)``: the 12x12 window of each P-Net cell ``(x, y)`` in image pixels, score, regression."""
+    q1 = ((2 * cells + 1) / scale).floor()
+    q2 = ((2 * cells + 12) / scale).floor()
+    return torch.cat([q1, q2, score.unsqueeze(1), reg], dim=1)
+
+
 def _pnet_level(
     pnet: FastPNet, level: torch.Tensor, scale: float, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -153,9 +162,7 @@ def _pnet_level(
         return None
     inds = where[:, 0]
     cells = where[:, 1:].flip(1).to(score.dtype)  # (x, y) of each P-Net output cell
-    q1 = ((2 * cells + 1) / scale).floor()
-    q2 = ((2 * cells + 12) / scale).floor()
-    return torch.cat([q1, q2, score[mask].unsqueeze(1), reg[mask]], dim=1), inds
+    return _candidates(cells, scale, score[mask], reg[mask]), inds
 
 
 def _even(n: int) -> int:
@@ -210,9 +217,7 @@ def _pnet_packed(
     origin = torch.tensor(offsets, dtype=torch.long, device=canvas.device)[level] // 2  # (y, x) in cells
     cells = (where[:, 1:] - origin).flip(1).to(score.dtype)  # (x, y) of each cell in its own level
     scale = torch.tensor(scales, dtype=score.dtype, device=canvas.device)[level].unsqueeze(1)
-    q1 = ((2 * cells + 1) / scale).floor()
-    q2 = ((2 * cells + 12) / scale).floor()
-    boxes = torch.cat([q1, q2, score[mask].unsqueeze(1), reg[mask]], dim=1)
+    boxes = _candidates(cells, scale, score[mask], reg[mask])
     return boxes, where[:, 0], torch.tensor(ids, device=canvas.device)[level]
 
 
