@@ -99,38 +99,46 @@ def _dense_for_channels_last(dense: nn.Linear, channels: int, height: int, width
     return out.to(dense.weight.device)
 
 
-class FastPNet(nn.Module):
+class _MergedHeads(nn.Module):
+    """A network whose output layers run as one matrix product (:func:`_merged`)."""
+
+    head_weight: torch.Tensor
+    head_bias: torch.Tensor
+
+    def _set_heads(self, *layers: Any) -> None:
+        weight, bias = _merged(*layers)
+        self.register_buffer("head_weight", weight.t().contiguous())
+        self.register_buffer("head_bias", bias)
+
+    def _heads(self, features: torch.Tensor) -> torch.Tensor:
+        """``(M, in)`` features -> ``(M, out)`` logits of every head side by side."""
+        return torch.addmm(self.head_bias, features, self.head_weight)
+
+
+class FastPNet(_MergedHeads):
     """P-Net over raw-pixel pyramid levels: ``(N, 3, H, W)`` float, channels-last.
 
     Returns box regression ``(N, H', W', 4)`` and face score ``(N, H', W')``.
     """
-
-    head_weight: torch.Tensor
-    head_bias: torch.Tensor
 
     def __init__(self, pnet: Any) -> None:
         super().__init__()
         self.conv1 = _fold_normalisation(pnet.conv1)
         self.prelu1, self.conv2, self.prelu2 = pnet.prelu1, pnet.conv2, pnet.prelu2
         self.conv3, self.prelu3 = pnet.conv3, pnet.prelu3
-        weight, bias = _merged(pnet.conv4_1, pnet.conv4_2)
-        self.register_buffer("head_weight", weight.t().contiguous())
-        self.register_buffer("head_bias", bias)
+        self._set_heads(pnet.conv4_1, pnet.conv4_2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = _pool2(self.prelu1(self.conv1(x)))
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         n, c, h, w = x.shape
         nhwc = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last activations
-        heads = torch.addmm(self.head_bias, nhwc, self.head_weight).view(n, h, w, 6)
+        heads = self._heads(nhwc).view(n, h, w, 6)
         return heads[..., 2:], _score(heads)
 
 
-class FastRNet(nn.Module):
+class FastRNet(_MergedHeads):
     """R-Net over raw-pixel 24x24 crops: returns box regression ``(N, 4)`` and face score ``(N,)``."""
-
-    head_weight: torch.Tensor
-    head_bias: torch.Tensor
 
     def __init__(self, rnet: Any) -> None:
         super().__init__()
@@ -138,28 +146,23 @@ class FastRNet(nn.Module):
         self.prelu1, self.conv2, self.prelu2 = rnet.prelu1, rnet.conv2, rnet.prelu2
         self.conv3, self.prelu3, self.prelu4 = rnet.conv3, rnet.prelu3, rnet.prelu4
         self.dense4 = _dense_for_channels_last(rnet.dense4, 64, 3, 3)
-        weight, bias = _merged(rnet.dense5_1, rnet.dense5_2)
-        self.register_buffer("head_weight", weight.t().contiguous())
-        self.register_buffer("head_bias", bias)
+        self._set_heads(rnet.dense5_1, rnet.dense5_2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
         x = self.prelu3(self.conv3(x))
         x = self.prelu4(self.dense4(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)))
-        heads = torch.addmm(self.head_bias, x, self.head_weight)
+        heads = self._heads(x)
         return heads[:, 2:], _score(heads)
 
 
-class FastONet(nn.Module):
+class FastONet(_MergedHeads):
     """O-Net over raw-pixel 48x48 crops.
 
     Returns box regression ``(N, 4)``, landmarks ``(N, 10)`` (five x then five y) and face
     score ``(N,)``.
     """
-
-    head_weight: torch.Tensor
-    head_bias: torch.Tensor
 
     def __init__(self, onet: Any) -> None:
         super().__init__()
@@ -168,9 +171,7 @@ class FastONet(nn.Module):
         self.conv3, self.prelu3, self.conv4, self.prelu4 = onet.conv3, onet.prelu3, onet.conv4, onet.prelu4
         self.prelu5 = onet.prelu5
         self.dense5 = _dense_for_channels_last(onet.dense5, 128, 3, 3)
-        weight, bias = _merged(onet.dense6_1, onet.dense6_2, onet.dense6_3)
-        self.register_buffer("head_weight", weight.t().contiguous())
-        self.register_buffer("head_bias", bias)
+        self._set_heads(onet.dense6_1, onet.dense6_2, onet.dense6_3)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
@@ -178,5 +179,5 @@ class FastONet(nn.Module):
         x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
         x = self.prelu4(self.conv4(x))
         x = self.prelu5(self.dense5(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)))
-        heads = torch.addmm(self.head_bias, x, self.head_weight)
+        heads = self._heads(x)
         return heads[:, 2:6], heads[:, 6:], _score(heads)
