@@ -13,7 +13,7 @@ import torch
 
 from emotionkit import EmotionRecognizer
 from emotionkit.data.splits import stratified_split
-from emotionkit.exceptions import IncompatibleComponentsError, MissingDependencyError
+from emotionkit.exceptions import IncompatibleComponentsError, InvalidOptionError, MissingDependencyError
 from emotionkit.recognizer import build_backbone
 from emotionkit.training.finetune import head_index, layer_groups, set_trainable
 from emotionkit.training.trainer import TrainConfig, Trainer
@@ -109,6 +109,40 @@ def test_run_directory_loads_with_from_pretrained(full_run, fer_faces):
     assert rec.temperature == pytest.approx(summary["temperature"])
     assert rec.meta["training"]["best_epoch"] == summary["best_epoch"]
     assert rec.backbone_config["widths"] == [8, 16, 32]
+
+
+def test_batch_norm_re_estimated_on_the_plain_training_faces(full_run, parts):
+    out, summary, _ = full_run
+    train, val = parts
+    rec = EmotionRecognizer.from_pretrained(out, detector=None)
+    info = rec.meta["batchnorm"]
+    assert info["images"] == len(train) == 300 and info["layers"] == 4  # 3 conv blocks + the dense layer
+    # The saved model scores on validation what was recorded for the statistics it kept.
+    accuracy = float((rec.logits(rec.preprocessor.faces(val.images)).argmax(1).numpy() == val.labels).mean())
+    assert accuracy == pytest.approx(info["val_accuracy_after" if info["kept"] else "val_accuracy_before"])
+    assert summary["val"]["accuracy"] == pytest.approx(accuracy)
+
+
+def test_zero_epochs_with_init_from_only_finishes_the_weights(full_run, parts, tmp_path):
+    source = EmotionRecognizer.from_pretrained(full_run[0], detector=None)
+    config = TrainConfig(backbone="cnn", init_from=str(full_run[0]), epochs=0, progress=False, tta_flip=False)
+    summary = Trainer(config, tmp_path, log=quiet).fit(*parts)
+    assert summary["history"] == [] and summary["best_epoch"] is None
+    finished = EmotionRecognizer.from_pretrained(tmp_path, detector=None)
+    # Its training record is the source's (those epochs made these weights), plus what finished them.
+    assert finished.meta["training"]["epochs_run"] == 2 == source.meta["training"]["epochs_run"]
+    assert finished.meta["training"]["finished_by"]["epochs"] == 0 and finished.meta["batchnorm"]["images"] == 300
+    state = finished.model.state_dict()
+    for name, tensor in source.model.state_dict().items():
+        if not name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(state[name], tensor), name  # only batch-norm statistics may change
+
+
+def test_zero_epochs_without_init_from_is_refused(tmp_path):
+    with pytest.raises(InvalidOptionError, match="epochs must be >= 1 .*got 0 without init_from"):
+        Trainer(TrainConfig(**BASE, epochs=0), tmp_path)
+    with pytest.raises(InvalidOptionError, match="got -1"):
+        Trainer(TrainConfig(**BASE, epochs=-1), tmp_path)
 
 
 def test_resume_from_another_architecture_is_refused(full_run, parts, tmp_path):

@@ -27,7 +27,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "or root/train/<emotion>/*.jpg (default: $EMOTIONKIT_DATA)",
     )
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=30,
+        help="0 with --init-from: no training, only the finishing steps (batch-norm re-estimation, temperature)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -116,6 +121,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument(
+        "--no-bn-recalibration",
+        action="store_true",
+        help="keep the batch-norm statistics of training instead of re-estimating them on un-augmented training faces",
+    )
     return p
 
 
@@ -218,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         unfreeze_layers=args.unfreeze_layers,
         finetune_lr_factor=args.finetune_lr_factor,
         progress=args.progress,
+        recalibrate_bn=not args.no_bn_recalibration,
     )
     split_seed = args.seed if args.split_seed is None else args.split_seed
     for source in (args.init_from, args.distill_from):

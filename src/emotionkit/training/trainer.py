@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.fer2013 import FaceDataset
-from ..exceptions import IncompatibleComponentsError, InvalidDataError
+from ..exceptions import IncompatibleComponentsError, InvalidDataError, InvalidOptionError
 from ..preprocessing import FacePreprocessor
 from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
 from .augment import RandomAffineFlip, augment_copies
+from .batchnorm import recalibrate_if_better
 from .finetune import set_trainable
 from .metrics import classification_metrics, fit_temperature, softmax
 
@@ -109,6 +110,10 @@ class TrainConfig:
         Learning-rate factor of the second phase.
     progress : bool, optional
         Show a progress bar per epoch on stderr (default: when stderr is a terminal).
+    recalibrate_bn : bool
+        After training, re-estimate the best epoch's batch-norm statistics on the un-augmented
+        training images, and keep them when the validation score does not drop (see
+        :mod:`emotionkit.training.batchnorm`); recorded in the model's ``meta["batchnorm"]``.
     """
 
     backbone: str = "cnn"
@@ -145,6 +150,7 @@ class TrainConfig:
     unfreeze_layers: int | None = None
     finetune_lr_factor: float = 0.1
     progress: bool | None = None
+    recalibrate_bn: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict.
@@ -235,15 +241,23 @@ class Trainer:
         ``config.backbone`` is not a registered backbone.
     IncompatibleComponentsError
         ``init="imagenet"`` for a backbone without ImageNet weights in timm.
+    InvalidOptionError
+        ``config.epochs`` below 1, except 0 with ``init_from`` (finishing steps only).
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, log: Any = None) -> None:
+        if config.epochs < 0 or (config.epochs == 0 and not config.init_from):
+            raise InvalidOptionError(
+                f"epochs must be >= 1 (or 0 with init_from: finish trained weights without training); got "
+                f"{config.epochs}{'' if config.init_from else ' without init_from'}."
+            )
         self.config = config
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         spec = load_plugin("backbones", config.backbone)
         source = self._init_source()
+        self._source_meta: dict[str, Any] = dict(source.meta) if source is not None else {}
         if source is not None:  # a warm restart takes the source's architecture unless told otherwise
             config = self.config = replace(
                 config,
@@ -361,6 +375,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self._check_classes(train, val)
+        n_plain = len(train)  # offline copies go after the originals; batch norm is re-estimated on these
         if cfg.augment_copies:  # offline copies of the training part only (it was split before)
             train = augment_copies(
                 train, cfg.augment_copies, seed=cfg.seed, augment=RandomAffineFlip(cfg.rotation, cfg.shift, cfg.zoom)
@@ -514,13 +529,22 @@ class Trainer:
             if annealed or (cfg.time_budget_minutes and state["elapsed"] >= cfg.time_budget_minutes * 60.0):
                 stop_reason = "time_budget"
                 break
-        return self._finish(x_val, y_val, train.classes, state, stop_reason)
+        return self._finish(x_train[:n_plain], x_val, y_val, train.classes, state, stop_reason)
 
     def _finish(
-        self, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...], state: dict[str, Any], stop_reason: str
+        self,
+        x_train: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: np.ndarray,
+        classes: tuple[str, ...],
+        state: dict[str, Any],
+        stop_reason: str,
     ) -> dict[str, Any]:
-        """Reload the best epoch, fit its temperature on the validation split, and save it."""
+        """Reload the best epoch, re-estimate its batch norm, fit its temperature on the validation split, save it."""
+        if state["best_epoch"] is None:  # no epoch ran (epochs=0): finish the starting weights
+            self._recognizer().save_pretrained(self.out)
         best = EmotionRecognizer.from_pretrained(self.out, detector=None)
+        batchnorm = self._recalibrate(best, x_train, x_val, y_val, classes) if self.config.recalibrate_bn else None
         logits = predict_logits(best, x_val, tta_flip=False)
         temperature = fit_temperature(logits, y_val)
         before = classification_metrics(y_val, softmax(logits), classes)
@@ -540,7 +564,11 @@ class Trainer:
                 "ece_before": before["ece"],
                 "ece_after": after["ece"],
             },
+            **({"batchnorm": batchnorm} if batchnorm else {}),
         }
+        if state["epoch"] == 0 and "training" in self._source_meta:
+            # Nothing trained here: the weights are the source's, and so is the record of how they were trained.
+            meta["training"] = {**self._source_meta["training"], "finished_by": self.config.to_dict()}
         self.model = best.model
         self._recognizer(temperature, meta).save_pretrained(self.out)
         summary = {
@@ -556,6 +584,45 @@ class Trainer:
             )
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _recalibrate(
+        self,
+        recognizer: EmotionRecognizer,
+        x_train: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: np.ndarray,
+        classes: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        """Re-estimate ``recognizer``'s batch norm on ``x_train`` if that does not lower its validation score.
+
+        The score is the one that chose the best epoch: (macro F1, accuracy) on the
+        validation faces ``x_val``. Returns what :func:`~emotionkit.training.batchnorm.recalibrate_if_better`
+        returns, with the validation accuracy before and after, or ``None`` for a model
+        without batch norm.
+        """
+
+        def score() -> tuple[float, float]:
+            m = classification_metrics(y_val, softmax(predict_logits(recognizer, x_val)), classes)
+            return round(m["macro_f1"], 4), m["accuracy"]
+
+        info = recalibrate_if_better(recognizer.model, x_train, score)
+        if not info["layers"]:
+            return None
+        self.log(
+            f"batch norm re-estimated on {info['images']} un-augmented training faces: validation (macro F1, accuracy) "
+            f"{tuple(info['score_before'])} -> {tuple(info['score_after'])}, "
+            f"{'kept' if info['kept'] else 'dropped (the training statistics stay)'}"
+        )
+        return {
+            "data": "the training part, un-augmented",
+            "images": info["images"],
+            "layers": info["layers"],
+            "val_macro_f1_before": info["score_before"][0],
+            "val_macro_f1_after": info["score_after"][0],
+            "val_accuracy_before": info["score_before"][1],
+            "val_accuracy_after": info["score_after"][1],
+            "kept": info["kept"],
+        }
 
     # -------------------------------------------------------------------------------- internals
     def _phase(self, model: nn.Module, opt: Any, plateau: Any, epoch: int) -> tuple[list[nn.Module], float]:
