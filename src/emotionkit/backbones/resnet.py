@@ -166,7 +166,7 @@ SPEC = BackboneSpec(
             name="resnet_fer2013",
             package="emotionkit",
             directory="assets/models/resnet",
-            sha256="f1e28b7cead7a477694e87a995f88280d4ff601b6cc0f8742a90dd839b15a7d1",
+            sha256="de162c66fcf18fad3d0f542a167c41d5b759393ec0d99142a1b1995f7ee714df",
         ),
     ),
     description="Compact ResNet (basic residual blocks, global average pooling), 48x48 grayscale.",
