@@ -98,7 +98,7 @@ def card_markdown(name: str, card: dict) -> str:
         *(
             [
                 f"- Batch-norm statistics re-estimated after training on the {bn['images']:,} un-augmented training "
-                f"faces (`emotionkit.training.batchnorm`), kept because validation did not drop: accuracy "
+                f"faces (`emotionkit.training.batchnorm`), kept because the validation score (macro F1, then accuracy) did not drop: accuracy "
                 f"{bn['val_accuracy_before']:.4f} -> {bn['val_accuracy_after']:.4f}, macro F1 "
                 f"{bn['val_macro_f1_before']:.4f} -> {bn['val_macro_f1_after']:.4f}"
                 + (f"; command: `{bn['command']}`." if bn.get("command") else ".")
