@@ -55,6 +55,7 @@ def faces_per_second(rec: EmotionRecognizer, batch: int = 64, repeats: int = 5) 
 
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
+    middle = card["training"].get("middle_stages", [])
     lines = [
         f"# `{name}`: {card['architecture']}",
         "",
@@ -64,9 +65,16 @@ def card_markdown(name: str, card: dict) -> str:
             f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
             f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}."
             if not (first := card["training"].get("first_stage"))
-            else f"in two stages on {card['training']['hardware']}: {first['epochs_run']} epochs "
-            f"({first['seconds'] / 60:.1f} min, best epoch {first['best_epoch']}), then a warm restart from that "
-            f"best epoch (`--init-from`, a fresh cosine schedule) for {card['training']['epochs_run']} epochs "
+            else f"in {2 + len(middle)} stages on {card['training']['hardware']}: {first['epochs_run']} epochs "
+            f"({first['seconds'] / 60:.1f} min, best epoch {first['best_epoch']}), then "
+            + ("warm restarts, each" if middle else "a warm restart")
+            + " from the best epoch before (`--init-from`, a fresh cosine schedule) for "
+            + "".join(
+                f"{m['epochs_run']} epochs ({m['seconds'] / 60:.1f} min, best epoch {m['best_epoch']}), "
+                for m in middle
+            )
+            + ("and " if middle else "")
+            + f"{card['training']['epochs_run']} epochs "
             f"({card['training']['seconds'] / 60:.1f} min, best epoch {card['training']['best_epoch']}); "
             f"{card['training']['total_seconds'] / 60:.1f} min in all."
         ),
@@ -93,6 +101,16 @@ def card_markdown(name: str, card: dict) -> str:
             ]
             if (first := card["training"].get("first_stage"))
             else []
+        ),
+        *(
+            f"- Stage {i}: `{m['command']}`"
+            + (
+                f" (its teacher: the bundled `{m['config']['distill_from']}` of the time, weights sha256 "
+                f"{m['teacher_sha256'][:12]}...)"
+                if m.get("teacher_sha256") and m.get("config", {}).get("distill_from")
+                else ""
+            )
+            for i, m in enumerate(middle, start=2)
         ),
         f"- Command: `{card['training']['command']}`",
         *(
@@ -159,7 +177,21 @@ def main() -> int:
         default=None,
         help="sha256 of the weights that taught --first-stage (distilled from a bundled model since replaced)",
     )
+    p.add_argument(
+        "--middle-stage",
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="a warm restart between --first-stage and RUN_DIR (repeat in order); with --middle-command and "
+        "--middle-teacher-sha256 ('-' for none) once each",
+    )
+    p.add_argument("--middle-command", action="append", default=[])
+    p.add_argument("--middle-teacher-sha256", action="append", default=[])
     args = p.parse_args()
+    if not (len(args.middle_stage) == len(args.middle_command) == len(args.middle_teacher_sha256)):
+        p.error("give --middle-command and --middle-teacher-sha256 once for each --middle-stage")
+    if args.middle_stage and not args.first_stage:
+        p.error("--middle-stage needs --first-stage")
     torch.set_num_threads(2)
     run = Path(args.run_dir)
     rec = EmotionRecognizer.from_pretrained(run, detector=None)
@@ -196,6 +228,19 @@ def main() -> int:
             **({"teacher_sha256": args.first_teacher_sha256} if args.first_teacher_sha256 else {}),
         }
         card_training["total_seconds"] = first.get("seconds", 0.0) + card_training.get("seconds", 0.0)
+        middle = []
+        for run_dir, command, sha in zip(args.middle_stage, args.middle_command, args.middle_teacher_sha256):
+            stage = EmotionRecognizer.from_pretrained(run_dir, detector=None).meta.get("training", {})
+            middle.append(
+                {
+                    **{k: stage[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in stage},
+                    "command": command,
+                    **({"teacher_sha256": sha} if sha != "-" else {}),
+                }
+            )
+            card_training["total_seconds"] += stage.get("seconds", 0.0)
+        if middle:
+            card_training["middle_stages"] = middle
     card = {
         "name": args.name,
         "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,
