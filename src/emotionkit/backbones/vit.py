@@ -208,7 +208,7 @@ SPEC = BackboneSpec(
             name="vit_fer2013",
             package="emotionkit",
             directory="assets/models/vit",
-            sha256="10ac71d10b1933a153382edc55f89a826912ce601be0f35acd41e035b4cb73e2",
+            sha256="2b25c6e995f4aa031027c0cad1900deb186a247f6a9dfe876129b2b654d46caa",
         ),
     ),
     description="ViT (timm; ViT-Tiny by default: 12 layers, 192 dims, 3 heads), patch 8 at 48x48 grayscale; "
