@@ -53,6 +53,16 @@ def faces_per_second(rec: EmotionRecognizer, batch: int = 64, repeats: int = 5) 
     return batch / best
 
 
+def _stage_line(title: str, stage: dict) -> str:
+    """A card line for an earlier training stage: its command and, if distilled, which weights taught it."""
+    teacher = stage.get("config", {}).get("distill_from")
+    sha = stage.get("teacher_sha256")
+    taught = (
+        f" (its teacher: the bundled `{teacher}` of the time, weights sha256 {sha[:12]}...)" if teacher and sha else ""
+    )
+    return f"- {title}: `{stage['command']}`{taught}"
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
@@ -89,29 +99,8 @@ def card_markdown(name: str, card: dict) -> str:
             if (cfg := card["training"].get("config", {})).get("distill_from")
             else []
         ),
-        *(
-            [
-                f"- First stage: `{first['command']}`"
-                + (
-                    f" (its teacher: the bundled `{first['config']['distill_from']}` of the time, weights sha256 "
-                    f"{first['teacher_sha256'][:12]}...)"
-                    if first.get("teacher_sha256") and first.get("config", {}).get("distill_from")
-                    else ""
-                )
-            ]
-            if (first := card["training"].get("first_stage"))
-            else []
-        ),
-        *(
-            f"- Stage {i}: `{m['command']}`"
-            + (
-                f" (its teacher: the bundled `{m['config']['distill_from']}` of the time, weights sha256 "
-                f"{m['teacher_sha256'][:12]}...)"
-                if m.get("teacher_sha256") and m.get("config", {}).get("distill_from")
-                else ""
-            )
-            for i, m in enumerate(middle, start=2)
-        ),
+        *([_stage_line("First stage", first)] if (first := card["training"].get("first_stage")) else []),
+        *(_stage_line(f"Stage {i}", m) for i, m in enumerate(middle, start=2)),
         f"- Command: `{card['training']['command']}`",
         *(
             [
