@@ -53,6 +53,16 @@ def faces_per_second(rec: EmotionRecognizer, batch: int = 64, repeats: int = 5) 
     return batch / best
 
 
+def _stage_record(run_dir: str, command: str | None, teacher_sha256: str | None) -> dict:
+    """The card's record of an earlier training stage: its run's epochs, time and config, its command and teacher."""
+    training = EmotionRecognizer.from_pretrained(run_dir, detector=None).meta.get("training", {})
+    return {
+        **{k: training[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in training},
+        "command": command,
+        **({"teacher_sha256": teacher_sha256} if teacher_sha256 else {}),
+    }
+
+
 def _stage_line(title: str, stage: dict) -> str:
     """A card line for an earlier training stage: its command and, if distilled, which weights taught it."""
     teacher = stage.get("config", {}).get("distill_from")
@@ -210,26 +220,15 @@ def main() -> int:
     elif teacher in list_plugins("backbones"):  # which weights taught it: the bundled ones may be replaced later
         card_training["teacher_sha256"] = load_plugin("backbones", teacher).weights[0].sha256
     if args.first_stage:
-        first = EmotionRecognizer.from_pretrained(args.first_stage, detector=None).meta.get("training", {})
-        card_training["first_stage"] = {
-            **{k: first[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in first},
-            "command": args.first_command,
-            **({"teacher_sha256": args.first_teacher_sha256} if args.first_teacher_sha256 else {}),
-        }
-        card_training["total_seconds"] = first.get("seconds", 0.0) + card_training.get("seconds", 0.0)
-        middle = []
-        for run_dir, command, sha in zip(args.middle_stage, args.middle_command, args.middle_teacher_sha256):
-            stage = EmotionRecognizer.from_pretrained(run_dir, detector=None).meta.get("training", {})
-            middle.append(
-                {
-                    **{k: stage[k] for k in ("config", "epochs_run", "best_epoch", "seconds") if k in stage},
-                    "command": command,
-                    **({"teacher_sha256": sha} if sha != "-" else {}),
-                }
-            )
-            card_training["total_seconds"] += stage.get("seconds", 0.0)
+        card_training["first_stage"] = _stage_record(args.first_stage, args.first_command, args.first_teacher_sha256)
+        middle = [
+            _stage_record(run_dir, command, None if sha == "-" else sha)
+            for run_dir, command, sha in zip(args.middle_stage, args.middle_command, args.middle_teacher_sha256)
+        ]
         if middle:
             card_training["middle_stages"] = middle
+        earlier = [card_training["first_stage"], *middle]
+        card_training["total_seconds"] = sum(m.get("seconds", 0.0) for m in earlier) + card_training.get("seconds", 0.0)
     card = {
         "name": args.name,
         "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,
