@@ -9,9 +9,10 @@ batched tensor operations:
 - the networks run channels-last on raw pixels, rearranged for fewer and cheaper
   operations (``_nets.py``: normalisation folded into the first convolution, merged heads,
   P-Net's big pools as strided maxima);
-- all R-Net and O-Net crops of all images come from one ``roi_align`` call per pyramid
-  level used, with the original MTCNN's zero padding outside the image (facenet-pytorch clamps the box to
-  the image and stretches the crop instead).
+- all R-Net and O-Net crops of all images come from one gather over the pyramid
+  levels and two batched matrix products (:mod:`._resample`), with the original MTCNN's
+  zero padding outside the image (facenet-pytorch clamps the box to the image and
+  stretches the crop instead).
 
 The networks, thresholds, pyramid rule, non-maximum suppression rules and box
 regression are those of Zhang et al. (2016) as facenet-pytorch implements them.
@@ -27,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
-from .._roi import roi_align_window
 from ._nets import FastONet, FastPNet, FastRNet
+from ._resample import FlatPyramid
 
 __all__ = ["pyramid_scales", "run_cascade"]
 
@@ -67,41 +68,24 @@ def _regress(boxes: torch.Tensor, reg: torch.Tensor, plus_one: bool = True) -> t
     return boxes + reg * torch.cat([w, h, w, h], dim=1)
 
 
-def _crops(levels: Sequence[torch.Tensor], boxes: torch.Tensor, inds: torch.Tensor, size: int) -> torch.Tensor:
+def _crops(pyramid: FlatPyramid, boxes: torch.Tensor, inds: torch.Tensor, size: int) -> torch.Tensor:
     """Crop integer-aligned boxes (pixels ``x1-1 .. x2``, as MTCNN does) and resize them to ``size``.
 
     Each box is sampled, one bilinear sample per output pixel, from the pyramid level
     where its side is closest to ``size`` (within a factor of ~1.3 for the default
-    pyramid): the pyramid already did the antialiasing, and one ``roi_align`` call per
-    level replaces facenet-pytorch's one ``interpolate`` call per box. ``levels`` are
-    uint8 (any memory format); only the window of a level that the boxes cover is
-    converted to float.
+    pyramid): the pyramid already did the antialiasing (:mod:`._resample`).
     Pixels outside the image are zero, as in the original MTCNN.
     """
-    if boxes.shape[0] == 0:
-        return boxes.new_empty((0, levels[0].shape[1], size, size))
     # Bookkeeping for a few dozen boxes is cheaper in numpy than in torch (µs per op instead of tens).
     b = np.trunc(boxes.detach().cpu().numpy()).astype(np.float32)
     b[:, :2] -= 1
-    full_h, full_w = levels[0].shape[-2:]
+    full_h, full_w = pyramid.sizes[0]
     side = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
-    ratios = np.array([lv.shape[-1] / full_w for lv in levels], dtype=np.float32)
+    ratios = (pyramid.sizes[:, 1] / full_w).astype(np.float32)
     choice = np.abs(np.log(side[:, None] * ratios[None, :] / size)).argmin(axis=1)
-    image_index = inds.detach().cpu().numpy().astype(np.float32)
-    order = np.argsort(choice, kind="stable")
-    parts = []
-    for j in np.unique(choice).tolist():
-        sel = np.flatnonzero(choice == j)
-        lh, lw = levels[j].shape[-2:]
-        scale = np.array([lw / full_w, lh / full_h, lw / full_w, lh / full_h], dtype=np.float32)
-        rois = np.concatenate([image_index[sel, None], b[sel] * scale], axis=1)
-        parts.append(roi_align_window(levels[j], rois, (size, size), sampling_ratio=1, convert=_to_float))
-    out = torch.cat(parts) if len(parts) > 1 else parts[0]
-    return out[torch.from_numpy(np.argsort(order)).to(out.device)]
-
-
-def _to_float(window: torch.Tensor) -> torch.Tensor:
-    return window.float()
+    scale = np.stack([pyramid.sizes[:, 1] / full_w, pyramid.sizes[:, 0] / full_h], axis=1).astype(np.float32)
+    scaled = b * np.tile(scale[choice], 2)
+    return pyramid.crops(choice, inds.detach().cpu().numpy(), scaled, size)
 
 
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, inds: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -257,10 +241,10 @@ def _stage_one(
 
 
 def _refine(
-    net: nn.Module, levels: Sequence[torch.Tensor], boxes: torch.Tensor, inds: torch.Tensor, size: int
+    net: nn.Module, pyramid: FlatPyramid, boxes: torch.Tensor, inds: torch.Tensor, size: int
 ) -> tuple[torch.Tensor, ...]:
     """Crop the candidates at ``size`` and run R-Net or O-Net on them (raw pixels) in one batch."""
-    return tuple(net(_crops(levels, boxes, inds, size).contiguous(memory_format=torch.channels_last)))
+    return tuple(net(_crops(pyramid, boxes, inds, size)))
 
 
 @torch.inference_mode()
@@ -311,9 +295,10 @@ def run_cascade(
     keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
     boxes, inds = boxes[keep], inds[keep]
     boxes = _square(_regress(boxes[:, :4], boxes[:, 5:9], plus_one=False))
+    pyramid = FlatPyramid(levels)
 
     # Stage 2: R-Net refines every candidate in one batch.
-    reg, score = _refine(rnet, levels, boxes, inds, 24)
+    reg, score = _refine(rnet, pyramid, boxes, inds, 24)
     ok = score > thresholds[1]
     boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]
     if boxes.shape[0] == 0:
@@ -323,7 +308,7 @@ def run_cascade(
     inds = inds[keep]
 
     # Stage 3: O-Net gives the final score, box and five landmarks.
-    reg, marks, score = _refine(onet, levels, boxes, inds, 48)
+    reg, marks, score = _refine(onet, pyramid, boxes, inds, 48)
     ok = score > thresholds[2]
     boxes, inds, score, reg, marks = boxes[ok], inds[ok], score[ok], reg[ok], marks[ok]
     if boxes.shape[0] == 0:
