@@ -83,3 +83,30 @@ def test_pyramid_scales_follow_min_face_size_and_factor():
     assert pyramid_scales(512, 512, 20, 0.709)[0] == pytest.approx(0.6)
     assert len(pyramid_scales(512, 512, 20, 0.6)) < len(pyramid_scales(512, 512, 20, 0.709))
     assert pyramid_scales(11, 500, 20, 0.7) == []
+
+
+@pytest.mark.parametrize("side", [30.0, 36.0, 70.0, 300.0])
+def test_rnet_crops_never_enlarge_a_coarser_level_onet_crops_take_the_nearest(photo, side):
+    import torch
+    from torchvision.ops import roi_align
+
+    from emotionkit.detectors._cascade import _crops, _pyramid
+    from emotionkit.detectors._resample import FlatPyramid
+
+    image = torch.from_numpy(photo.copy()).permute(2, 0, 1).unsqueeze(0)
+    levels = _pyramid(image, pyramid_scales(*photo.shape[:2], 20, 0.6))
+    box = torch.tensor([[180.0, 60.0, 180.0 + side, 60.0 + side]])  # on the astronaut's face
+    ratios = np.array([lv.shape[-1] / photo.shape[1] for lv in levels])
+    crop_side = side + 1  # the crop spans pixels x1 - 1 .. x2
+    for size, upsample in ((24, False), (48, True)):
+        got = _crops(FlatPyramid(levels), box, torch.zeros(1, dtype=torch.long), size, upsample=upsample)
+        if upsample:
+            j = int(np.abs(np.log(crop_side * ratios / size)).argmin())
+        else:
+            j = int(np.flatnonzero(crop_side * ratios >= size)[-1])  # levels shrink: the last big enough one
+            assert crop_side * ratios[j] >= size
+        roi = torch.tensor([[0.0, 179.0, 59.0, 180.0 + side, 60.0 + side]]) * torch.tensor(
+            [1.0, *[float(ratios[j])] * 4]
+        )
+        expected = roi_align(levels[j].float().contiguous(), roi, (size, size), 1.0, 1, True)
+        torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-5)
