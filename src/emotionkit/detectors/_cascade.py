@@ -87,13 +87,13 @@ def _crops(pyramid: FlatPyramid, boxes: torch.Tensor, inds: torch.Tensor, size: 
     b[:, :2] -= 1
     full_h, full_w = pyramid.sizes[0]
     side = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
-    ratios = (pyramid.sizes[:, 1] / full_w).astype(np.float32)  # levels[0] is the image: ratio 1
+    scale = np.stack([pyramid.sizes[:, 1] / full_w, pyramid.sizes[:, 0] / full_h], axis=1).astype(np.float32)
+    ratios = scale[:, 0]  # levels[0] is the image: ratio 1
     if upsample:
         choice = np.abs(np.log(side[:, None] * ratios[None, :] / size)).argmin(axis=1)
     else:
         big_enough = side[:, None] * ratios[None, :] >= size
         choice = np.where(big_enough, ratios[None, :], np.inf).argmin(axis=1)  # 0 (the image) when none is
-    scale = np.stack([pyramid.sizes[:, 1] / full_w, pyramid.sizes[:, 0] / full_h], axis=1).astype(np.float32)
     scaled = b * np.tile(scale[choice], 2)
     return pyramid.crops(choice, inds.detach().cpu().numpy(), scaled, size)
 
