@@ -94,14 +94,34 @@ def _group(name: str, width: int, height: int, cols: int, rows: int, src: dict[s
             tile = im.resize((w, h), Image.Resampling.LANCZOS)
             x1, y1, x2, y2 = FACE_BOXES[face_name]
             sx, sy = w / im.width, h / im.height
-            if rng.random() < 0.5:
-                tile = ImageOps.mirror(tile)
-                x1, x2 = im.width - x2, im.width - x1
-            ox = c * cell_w + int(rng.integers(0, cell_w - w + 1))
-            oy = r * cell_h + int(rng.integers(0, cell_h - h + 1))
-            canvas.paste(tile, (ox, oy))
-            faces.append((ox + x1 * sx, oy + y1 * sy, ox + x2 * sx, oy + y2 * sy))
+            faces.append(
+                place(
+                    canvas, tile, (x1 * sx, y1 * sy, x2 * sx, y2 * sy), (c * cell_w, r * cell_h), (cell_w, cell_h), rng
+                )
+            )
     return Photo(name, np.asarray(canvas), faces)
+
+
+def place(
+    canvas: Image.Image,
+    tile: Image.Image,
+    box: tuple[float, float, float, float],
+    cell: tuple[int, int],
+    cell_size: tuple[int, int],
+    rng: np.random.Generator,
+) -> tuple[float, float, float, float]:
+    """Paste ``tile``, mirrored half the time, at a random place inside a cell of ``canvas``.
+
+    ``box`` is the face's box in ``tile`` pixels; returns it in ``canvas`` pixels.
+    """
+    x1, y1, x2, y2 = box
+    if rng.random() < 0.5:
+        tile = ImageOps.mirror(tile)
+        x1, x2 = tile.width - x2, tile.width - x1
+    ox = cell[0] + int(rng.integers(0, cell_size[0] - tile.width + 1))
+    oy = cell[1] + int(rng.integers(0, cell_size[1] - tile.height + 1))
+    canvas.paste(tile, (ox, oy))
+    return (ox + x1, oy + y1, ox + x2, oy + y2)
 
 
 def photos(paths_json: str | None = None) -> list[Photo]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _photos import Photo, _rgb, match, photos, source_paths  # noqa: E402
+from _photos import Photo, _rgb, match, photos, place, source_paths  # noqa: E402
 
 from emotionkit.detectors.mtcnn import MTCNNDetector  # noqa: E402
 
@@ -89,12 +89,8 @@ def fer_canvases(n_faces: int, seed: int = 0) -> list[Photo]:
         for cell in range(12):
             side = int(rng.uniform(30, 160))
             face = Image.fromarray(faces[start + cell]).convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
-            if rng.random() < 0.5:
-                face = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            x = (cell % 4) * 240 + int(rng.integers(0, 240 - side))
-            y = (cell // 4) * 240 + int(rng.integers(0, 240 - side))
-            canvas.paste(face, (x, y))
-            boxes.append((float(x), float(y), float(x + side), float(y + side)))
+            where = ((cell % 4) * 240, (cell // 4) * 240)
+            boxes.append(place(canvas, face, (0.0, 0.0, float(side), float(side)), where, (240, 240), rng))
         out.append(Photo(f"fer_{len(out)}", np.asarray(canvas), boxes))
     return out
 

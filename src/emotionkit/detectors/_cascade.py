@@ -76,7 +76,7 @@ def _crops(pyramid: FlatPyramid, boxes: torch.Tensor, inds: torch.Tensor, size: 
     its side is closest to ``size`` (within a factor of ~1.3 for the default pyramid, up
     or down), otherwise the smallest level where its side is still at least ``size`` (the
     image itself for boxes smaller than that), so a coarser level is never enlarged.
-    R-Net's crops do the latter: 924 instead of 896 of 1,200 FER-2013 faces found, same
+    R-Net's crops do the latter: 921 instead of 888 of 1,200 FER-2013 faces found, same
     boxes on the benchmark photos; O-Net's the former, whose box regression matched the
     reference boxes better (IoU 0.89 vs 0.77 on the hopper photo;
     ``benchmarks/detection_recall.py --fer 1200``).

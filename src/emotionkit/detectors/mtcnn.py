@@ -18,8 +18,8 @@ class MTCNNDetector:
     """Multi-task cascaded CNN face detector (Zhang et al., 2016) from facenet-pytorch.
 
     Its pretrained weights ship inside facenet-pytorch, so it works offline. The cascade
-    runs batched (:mod:`emotionkit.detectors._cascade`): 3.3x less CPU time than
-    facenet-pytorch's per-box loop at the same settings, finding 974 of the 985 faces that
+    runs batched (:mod:`emotionkit.detectors._cascade`): 2.8x less CPU time than
+    facenet-pytorch's per-box loop at the same settings, finding 971 of the 991 faces that
     loop finds among 1,200 FER-2013 faces (``benchmarks/detection_recall.py --fer 1200``).
 
     Parameters
@@ -35,15 +35,15 @@ class MTCNNDetector:
         well below its full-size accuracy (``benchmarks/face_size_accuracy.py``).
     thresholds : (float, float, float), default (0.7, 0.7, 0.7)
         P-Net, R-Net and O-Net score thresholds. P-Net's 0.7 (facenet-pytorch: 0.6) sends
-        fewer candidates to R-Net: 20-35% less detection CPU time, the same 49 faces found on
-        ``benchmarks/detection_recall.py``'s photos, but 924 instead of 948 of its 1,200
+        fewer candidates to R-Net: 12-46% less detection CPU time, the same 49 faces found on
+        ``benchmarks/detection_recall.py``'s photos, but 921 instead of 944 of its 1,200
         harder FER-2013 faces (``--fer 1200``).
     factor : float, default 0.6
-        Scale step of the image pyramid. The paper's 0.709 costs ~30% more time; it found
-        the same 49 faces on the benchmark photos and 956 instead of 924 of the 1,200
+        Scale step of the image pyramid. The paper's 0.709 costs ~35% more time; it found
+        the same 49 faces on the benchmark photos and 949 instead of 921 of the 1,200
         FER-2013 faces. With ``thresholds=(0.6, 0.7, 0.7), factor=0.709`` (facenet-pytorch's
-        and the ``fer`` package's settings) this detector found 974 at 1.6x the defaults' CPU
-        time; facenet-pytorch's own ``detect_face`` found 985 at 5.4x.
+        and the ``fer`` package's settings) this detector found 971 at 1.6x the defaults' CPU
+        time; facenet-pytorch's own ``detect_face`` found 991 at 4.5x.
     max_side : int or None, default 1280
         Downscale images whose longer side exceeds this before detection (boxes are
         mapped back to input pixels), so a 12-megapixel photo costs about what a 720p
