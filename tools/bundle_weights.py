@@ -8,7 +8,8 @@ Usage (maintainers)::
 It evaluates the run on FER-2013 PublicTest (one crop and horizontal-flip TTA; all rows, and without the
 images that duplicate a Training image), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
 costs under 0.1 point of accuracy), copies the files into ``src/emotionkit/assets/models/NAME/``, writes
-``card.json`` and ``card.md``, and prints the sha256 to put in the backbone's ``WeightsSpec``.
+``card.json`` and ``card.md``, and prints the sha256 (the backbone's ``WeightsSpec`` reads it from the copied
+``config.json``, so nothing needs pasting into the code).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "FORMAT",
     "PretrainedModel",
+    "read_config",
     "build_backbone",
     "build_detector",
     "bundled_models",
@@ -50,14 +51,14 @@ FORMAT = "emotionkit/1"
 
 
 def build_backbone(
-    name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)
+    name: str | BackboneSpec, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)
 ) -> nn.Module:
     """Build an untrained backbone from the registry.
 
     Parameters
     ----------
-    name : str
-        A registered backbone name (``emotionkit models`` lists them).
+    name : str or BackboneSpec
+        A registered backbone name (``emotionkit models`` lists them), or its already resolved spec.
     config : mapping, optional
         Keyword arguments for the spec's ``build``; merged over its ``default_config``.
     num_classes : int, default 7
@@ -74,7 +75,7 @@ def build_backbone(
     >>> model(torch.zeros(2, 1, 48, 48)).shape
     torch.Size([2, 7])
     """
-    spec: BackboneSpec = load_plugin("backbones", name)
+    spec: BackboneSpec = load_plugin("backbones", name) if isinstance(name, str) else name
     kwargs = {**spec.default_config, **(config or {})}
     return spec.build(num_classes=num_classes, **kwargs)
 
@@ -100,28 +101,107 @@ def bundled_models() -> dict[str, WeightsSpec]:
     return out
 
 
-@dataclass(frozen=True)
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read a model directory's ``config.json`` and check its format.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A model directory.
+
+    Returns
+    -------
+    dict
+        Backbone name and config, labels, temperature, weights sha256, metadata.
+
+    Raises
+    ------
+    UnknownModelError
+        The file is not an emotionkit model config.
+    """
+    path = Path(directory) / CONFIG_NAME
+    config: dict[str, Any] = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise UnknownModelError(
+            f"{str(path)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r})."
+        )
+    return config
+
+
+@dataclass(frozen=True, eq=False)
 class PretrainedModel:
-    """A model name or directory, resolved once.
+    """A model name or directory, resolved once: where its files are, what they say, and the registry entries behind it.
 
     Parameters
     ----------
     path : pathlib.Path
         The model directory.
+    config : mapping
+        Its ``config.json`` (format checked).
     spec : BackboneSpec, optional
-        The backbone spec, when the name was a registered backbone.
+        The backbone spec, when the model was named by a registered backbone.
     weights : WeightsSpec, optional
-        Its default weights (bundled models only).
+        The bundled weights, when the model was named by a registered backbone.
     """
 
     path: Path
+    config: Mapping[str, Any]
     spec: BackboneSpec | None = None
     weights: WeightsSpec | None = None
 
     @property
     def sha256(self) -> str | None:
-        """The recorded sha256 of the weights file (``None``: read it from ``config.json``)."""
-        return self.weights.sha256 if self.weights is not None else None
+        """The recorded sha256 of ``model.safetensors`` (``None`` when nothing records one)."""
+        sha = self.weights.sha256 if self.weights is not None else None
+        return sha or self.config.get("weights_sha256")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in the backbone's output order."""
+        return tuple(self.config.get("labels", EMOTIONS))
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        """Return ``preprocessor.json``.
+
+        Returns
+        -------
+        dict
+            What :meth:`FacePreprocessor.from_dict <emotionkit.preprocessing.FacePreprocessor.from_dict>` reads.
+        """
+        return dict(json.loads((self.path / PREPROCESSOR_NAME).read_text()))
+
+    def backbone_spec(self) -> BackboneSpec:
+        """Return the spec of the backbone ``config.json`` names (the resolved one when it is that backbone).
+
+        Returns
+        -------
+        BackboneSpec
+
+        Raises
+        ------
+        UnknownPluginError
+            The backbone is not registered.
+        """
+        name = self.config["backbone"]
+        spec: BackboneSpec = (
+            self.spec if self.spec is not None and self.spec.name == name else load_plugin("backbones", name)
+        )
+        return spec
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Load the weights after verifying their sha256.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            On the CPU.
+
+        Raises
+        ------
+        ChecksumMismatchError
+            The file does not match its recorded sha256.
+        """
+        return load_weights(self.path / WEIGHTS_NAME, self.sha256)
 
 
 def resolve_pretrained(name_or_dir: str | os.PathLike | None) -> PretrainedModel:
@@ -140,7 +220,8 @@ def resolve_pretrained(name_or_dir: str | os.PathLike | None) -> PretrainedModel
     Raises
     ------
     UnknownModelError
-        Neither a registered backbone nor a saved directory (lists the choices).
+        Neither a registered backbone nor a saved directory (lists the choices), or a
+        ``config.json`` that is not an emotionkit one.
     NoBundledWeightsError
         The backbone exists but ships no weights.
 
@@ -152,7 +233,7 @@ def resolve_pretrained(name_or_dir: str | os.PathLike | None) -> PretrainedModel
     name = DEFAULT_MODEL if name_or_dir is None else name_or_dir
     path = Path(name)
     if path.is_dir() and (path / CONFIG_NAME).is_file():
-        return PretrainedModel(path)
+        return PretrainedModel(path, read_config(path))
     name = str(name)
     backbones = list_plugins("backbones")
     if name not in backbones:
@@ -170,12 +251,11 @@ def resolve_pretrained(name_or_dir: str | os.PathLike | None) -> PretrainedModel
             f"Train it with `emotionkit train --backbone {name} --data PATH --out runs/{name}` and load the run "
             f"directory with EmotionRecognizer.from_pretrained('runs/{name}')."
         )
-    return PretrainedModel(spec.weights[0].path, spec, spec.weights[0])
+    weights = spec.weights[0]
+    return PretrainedModel(weights.path, read_config(weights.path), spec, weights)
 
 
-def load_inference(
-    model: PretrainedModel, *, device: str | torch.device | None = None
-) -> tuple[InferenceModel, dict[str, Any]]:
+def load_inference(model: PretrainedModel, *, device: str | torch.device | None = None) -> InferenceModel:
     """Read a model directory into an inference core, verifying the weights' sha256.
 
     Parameters
@@ -187,38 +267,31 @@ def load_inference(
 
     Returns
     -------
-    (InferenceModel, dict)
-        The core, and the directory's metadata (``config.json``'s ``meta``).
+    InferenceModel
+        Holding the backbone spec it was built from (``spec``).
 
     Raises
     ------
-    UnknownModelError
-        ``config.json`` is not an emotionkit model config.
+    UnknownPluginError
+        ``config.json`` names a backbone that is not registered.
     ChecksumMismatchError
         The weights file does not match its recorded sha256.
     """
-    path = model.path
-    config = json.loads((path / CONFIG_NAME).read_text())
-    if config.get("format") != FORMAT:
-        raise UnknownModelError(
-            f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r})."
-        )
-    preprocessor = FacePreprocessor.from_dict(json.loads((path / PREPROCESSOR_NAME).read_text()))
-    labels = tuple(config.get("labels", EMOTIONS))
-    backbone = build_backbone(config["backbone"], config.get("backbone_config"), num_classes=len(labels))
-    state = load_weights(path / WEIGHTS_NAME, model.sha256 or config.get("weights_sha256"))
-    backbone.load_state_dict(state)
+    preprocessor = FacePreprocessor.from_dict(model.preprocessor_config())
+    spec = model.backbone_spec()
+    backbone = build_backbone(spec, model.config.get("backbone_config"), num_classes=len(model.labels))
+    backbone.load_state_dict(model.state_dict())
     core = InferenceModel(
         backbone,
         preprocessor,
-        backbone_name=config["backbone"],
-        backbone_config=config.get("backbone_config"),
-        labels=labels,
-        temperature=float(config.get("temperature", 1.0)),
+        backbone_name=model.config["backbone"],
+        backbone_config=model.config.get("backbone_config"),
+        labels=model.labels,
+        temperature=float(model.config.get("temperature", 1.0)),
         device=device,
-        spec=model.spec,
+        spec=spec,
     )
-    return core, dict(config.get("meta") or {})
+    return core
 
 
 def save_inference(

@@ -85,16 +85,17 @@ class EmotionRecognizer:
             temperature=temperature,
             device=device,
         )
-        self.detector = detector
-        self.meta: dict[str, Any] = dict(meta or {})
-        self._whole_image = WholeImageDetector()
+        self.detector, self.meta, self._whole_image = detector, dict(meta or {}), WholeImageDetector()
+        #: What :meth:`from_pretrained` resolved (directory, config, backbone spec, weights); ``None`` when composed.
+        self.pretrained_model: pretrained.PretrainedModel | None = None
 
     @classmethod
     def _from_inference(
-        cls, core: InferenceModel, detector: FaceDetector | None, meta: Mapping[str, Any]
+        cls, core: InferenceModel, detector: FaceDetector | None, source: pretrained.PretrainedModel
     ) -> EmotionRecognizer:
         rec = cls.__new__(cls)
-        rec.inference, rec.detector, rec.meta, rec._whole_image = core, detector, dict(meta), WholeImageDetector()
+        rec.inference, rec.detector, rec._whole_image = core, detector, WholeImageDetector()
+        rec.meta, rec.pretrained_model = dict(source.config.get("meta") or {}), source
         return rec
 
     @property
@@ -193,8 +194,8 @@ class EmotionRecognizer:
         if runtime not in ("torch", "onnx"):
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}.")
         resolved = pretrained.resolve_pretrained(name_or_dir)
-        core, meta = pretrained.load_inference(resolved, device=device)
-        rec = cls._from_inference(core, pretrained.build_detector(detector, device, detector_options), meta)
+        core = pretrained.load_inference(resolved, device=device)
+        rec = cls._from_inference(core, pretrained.build_detector(detector, device, detector_options), resolved)
         if runtime == "onnx":
             from .export import attach_onnx
 

@@ -141,8 +141,10 @@ class WeightsSpec:
     directory : str
         Folder inside ``package`` holding ``config.json``, ``preprocessor.json``
         and ``model.safetensors`` (the layout :meth:`EmotionRecognizer.save_pretrained` writes).
-    sha256 : str
-        Expected sha256 of ``model.safetensors``.
+    sha256 : str, optional
+        Expected sha256 of ``model.safetensors``. By default it is read once from the directory's
+        ``config.json`` (``weights_sha256``, written by :meth:`EmotionRecognizer.save_pretrained`),
+        so the bundled weights record their checksum in one place.
     meta : mapping
         Extra metadata; the model card (``card.json`` in ``directory``) is merged in by :meth:`card`.
     """
@@ -150,8 +152,12 @@ class WeightsSpec:
     name: str
     package: str
     directory: str
-    sha256: str
+    sha256: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sha256 is None and (self.path / CONFIG_NAME).is_file():
+            object.__setattr__(self, "sha256", json.loads((self.path / CONFIG_NAME).read_text()).get("weights_sha256"))
 
     @property
     def path(self) -> Path:

@@ -136,7 +136,6 @@ SPEC = BackboneSpec(
             name="cnn_fer2013",
             package="emotionkit",
             directory="assets/models/cnn",
-            sha256="647914bae80bd76b135f37fe6a7500242825639de932fe4b197772b96b7f7a95",
         ),
     ),
     description="The seed's VGG-style CNN (3 conv blocks + 512-unit dense layer), 48x48 grayscale.",

@@ -81,7 +81,6 @@ SPEC = BackboneSpec(
             name="mobilenetv2_fer2013",
             package="emotionkit",
             directory="assets/models/mobilenetv2",
-            sha256="d114b7d855367470cf7a570213dd0b64a7bc02736be31614a25c821ced97cb1b",
         ),
     ),
     description="MobileNetV2 (timm), inverted residuals, stem stride 1 for 48x48 grayscale.",

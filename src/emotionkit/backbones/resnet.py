@@ -166,7 +166,6 @@ SPEC = BackboneSpec(
             name="resnet_fer2013",
             package="emotionkit",
             directory="assets/models/resnet",
-            sha256="32208a948749024eb8695f26e3da0a2dc0d02bcd2bd26720690e3270ae48ef3d",
         ),
     ),
     description="Compact ResNet (basic residual blocks, global average pooling), 48x48 grayscale.",

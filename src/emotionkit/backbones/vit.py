@@ -208,7 +208,6 @@ SPEC = BackboneSpec(
             name="vit_fer2013",
             package="emotionkit",
             directory="assets/models/vit",
-            sha256="2b25c6e995f4aa031027c0cad1900deb186a247f6a9dfe876129b2b654d46caa",
         ),
     ),
     description="ViT (timm; ViT-Tiny by default: 12 layers, 192 dims, 3 heads), patch 8 at 48x48 grayscale; "

@@ -316,11 +316,10 @@ def _pretrained(
     name: str | None,
 ) -> keras.Model:
     """Load the bundled torch weights of ``architecture`` into its Keras twin."""
-    from ..weights import CONFIG_NAME
-    from .convert import _model_directory, from_pretrained
+    from ..pretrained import resolve_pretrained
+    from .convert import from_pretrained
 
-    path, _ = _model_directory(architecture)  # NoBundledWeightsError until the weights are trained
-    saved = json.loads((path / CONFIG_NAME).read_text())
+    saved = resolve_pretrained(architecture).config  # NoBundledWeightsError until the weights are trained
     bundled = {**defaults, **(saved.get("backbone_config") or {}), "num_classes": len(saved.get("labels", EMOTIONS))}
     clashes = {
         k: (v, bundled.get(k))

@@ -19,7 +19,6 @@ The layout helpers are plain numpy and need no Keras.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..exceptions import IncompatibleComponentsError, NoBundledWeightsError, UnknownModelError
+from ..exceptions import IncompatibleComponentsError
 from ..types import EMOTIONS
 from .builders import ARCHITECTURES, BN_EPSILON, build, import_keras, model_info, torch_config, triton_would_crash
 
@@ -466,44 +465,20 @@ def from_pretrained(
     UnknownModelError, NoBundledWeightsError, ChecksumMismatchError
         As :meth:`EmotionRecognizer.from_pretrained`; UnknownModelError also for a backbone without a Keras builder.
     """
-    from ..pretrained import FORMAT
-    from ..weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, load_weights
+    from ..pretrained import resolve_pretrained
 
-    path, sha256 = _model_directory(name_or_dir)
-    config = json.loads((path / CONFIG_NAME).read_text())
-    if config.get("format") != FORMAT:
-        raise UnknownModelError(
-            f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, "
-            f"expected {FORMAT!r})."
-        )
+    resolved = resolve_pretrained(name_or_dir)  # the errors of EmotionRecognizer.from_pretrained
+    config = resolved.config
     return _twin(
         config["backbone"],
         config.get("backbone_config") or {},
-        config.get("labels", EMOTIONS),
+        resolved.labels,
         float(config.get("temperature", 1.0)) if temperature is None else temperature,
-        json.loads((path / PREPROCESSOR_NAME).read_text()),
-        load_weights(path / WEIGHTS_NAME, sha256 or config.get("weights_sha256")),
+        resolved.preprocessor_config(),
+        resolved.state_dict(),
         output=output,
         name=name,
     )
-
-
-def _model_directory(name_or_dir: str | os.PathLike) -> tuple[Path, str | None]:
-    """The folder of a saved model, or of a backbone's bundled weights with their sha256."""
-    from ..recognizer import EmotionRecognizer
-    from ..registry import list_plugins, load_plugin
-    from ..weights import CONFIG_NAME
-
-    path = Path(name_or_dir)
-    if path.is_dir() and (path / CONFIG_NAME).is_file():
-        return path, None
-    key = str(name_or_dir)
-    spec = load_plugin("backbones", key) if key in list_plugins("backbones") else None
-    if spec is None or not spec.weights or not spec.weights[0].exists():
-        # Unknown name or no bundled weights: the recognizer raises its usual errors before building anything.
-        EmotionRecognizer.from_pretrained(key, detector="none")
-        raise NoBundledWeightsError(f"Backbone {key!r} ships no bundled weights.")  # pragma: no cover
-    return spec.weights[0].path, spec.weights[0].sha256
 
 
 def _twin(
