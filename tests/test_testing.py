@@ -8,7 +8,7 @@ from torch import nn
 
 from emotionkit.exceptions import EmotionKitError
 from emotionkit.interfaces import BackboneSpec
-from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone
+from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone, parametrize_with_checks
 
 
 # The big two run smaller members of their family (same code paths, same contract) to keep the suite fast.
@@ -166,3 +166,39 @@ def test_vit_conv_stem_tokens_follow_the_patch_grid():
     tokens = model.patch_embed(torch.rand(2, 1, 48, 48))
     assert tokens.shape == (2, 36, 192)
     assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_each_check_is_a_function_of_its_own_that_runs_alone():
+    from emotionkit import testing
+
+    case = testing.BackboneCase(spec_of(BatchStatistics))
+    testing.check_gradients(case)  # runs without the checks before it, and passes on this backbone
+    testing.check_state_dict(case)
+    with pytest.raises(BackboneCheckError, match="failed check 'batch_independence'"):
+        testing.check_batch_independence(case)
+    assert [name for name, _ in testing.backbone_checks(case)] == [
+        c for c in CHECKS if c not in ("save_pretrained", "weights")
+    ]
+    assert all(callable(getattr(testing, f"check_{name}")) for name in CHECKS)
+    broken = testing.BackboneCase(spec_of(build=lambda **kw: "not a module"))
+    with pytest.raises(BackboneCheckError, match="failed check 'build'"):
+        testing.check_output_shape(broken)  # what a later check needs fails as the check that makes it
+
+
+def test_parametrize_with_checks_gives_one_test_id_per_check_and_marks_known_failures():
+    mark = parametrize_with_checks(
+        [spec_of(BatchStatistics)], expected_failures={"batch_independence": "batch statistics on purpose"}
+    )
+    params = mark.args[1]
+    assert [p.id for p in params][:3] == ["small-spec", "small-preprocessing", "small-build"]
+    xfails = {p.id: p.marks[0].kwargs for p in params if p.marks}
+    assert xfails == {"small-batch_independence": {"reason": "batch statistics on purpose", "strict": True}}
+
+
+def _small_failures(spec: BackboneSpec) -> dict[str, str]:
+    return {"batch_independence": "normalises with batch statistics"} if spec.name == "batchstats" else {}
+
+
+@parametrize_with_checks([spec_of(), spec_of(BatchStatistics, name="batchstats")], expected_failures=_small_failures)
+def test_small_backbones_one_check_at_a_time(case, check):
+    check(case)  # pytest shows small-spec, ..., batchstats-batch_independence (xfail, strict)
