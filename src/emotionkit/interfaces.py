@@ -1,4 +1,4 @@
-"""The four swappable parts of a recognizer, and the specs plugins register.
+"""The protocols of a recognizer's swappable parts (face detector, explainer), and the specs plugins register.
 
 A plugin distribution registers a *spec* object under one of the entry-point
 groups ``emotionkit.backbones``, ``emotionkit.detectors`` or
@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FaceDetector",
-    "Preprocessor",
     "Explainer",
     "BackboneSpec",
     "DetectorSpec",
@@ -72,56 +71,6 @@ class FaceDetector(Protocol):
         -------
         list of list of Detection
             One list per image, in input order.
-        """
-        ...
-
-
-@runtime_checkable
-class Preprocessor(Protocol):
-    """Turns faces into the tensor a backbone was trained on."""
-
-    channels: int
-    size: tuple[int, int]
-
-    def crops(self, image: np.ndarray, detections: Sequence[Detection]) -> torch.Tensor:
-        """Crop every detection from an ``(H, W, 3)`` uint8 image into ``(N, C, H, W)`` float32.
-
-        Parameters
-        ----------
-        image : numpy.ndarray
-            ``(H, W, 3)`` uint8 RGB.
-        detections : sequence of Detection
-            Faces in ``image``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(len(detections), channels, *size)`` float32.
-        """
-        ...
-
-    def faces(self, faces: np.ndarray) -> torch.Tensor:
-        """Turn pre-cropped faces ``(N, H, W)`` or ``(N, H, W, C)`` into ``(N, C, H, W)`` float32.
-
-        Parameters
-        ----------
-        faces : numpy.ndarray
-            ``(N, H, W)`` or ``(N, H, W, C)`` face crops.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, channels, *size)`` float32.
-        """
-        ...
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable config that ``from_dict`` reads back.
-
-        Returns
-        -------
-        dict
-            Saved as ``preprocessor.json`` beside the weights.
         """
         ...
 

@@ -150,7 +150,7 @@ class FacePreprocessor:
         return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
 
     # -- tensors -------------------------------------------------------------------------------
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+    def _to_model_input(self, x: torch.Tensor) -> torch.Tensor:
         """Convert ``(N, 3 or 1, H, W)`` in [0, 1] to the model's channels, then normalise."""
         if self.channels == 1 and x.shape[1] == 3:
             x = rgb_to_gray(x)
@@ -191,7 +191,7 @@ class FacePreprocessor:
         # Only the part of the photo the faces cover is converted to float; sampling_ratio=-1 averages
         # ceil(box/size) samples per output pixel: area-style antialiasing.
         out = roi_align_window(image, boxes, self.size, sampling_ratio=-1, convert=to_float)  # type: ignore[arg-type]
-        return self._finish(out.clamp_(0.0, 1.0))
+        return self._to_model_input(out.clamp_(0.0, 1.0))
 
     def faces(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Prepare pre-cropped faces (FER-2013 style crops).
@@ -234,4 +234,4 @@ class FacePreprocessor:
             x = rgb_to_gray(x)
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
-        return self._finish(x)
+        return self._to_model_input(x)

@@ -183,7 +183,7 @@ def _flatten_shape(layer: Any, by_name: Mapping[str, Any]) -> tuple[int, int, in
     return int(shape[1]), int(shape[2]), int(shape[3])
 
 
-class _Slot:
+class _WeightedLayer:
     """One Keras layer with weights and the torch tensors it corresponds to."""
 
     def __init__(self, layer: Any, by_name: Mapping[str, Any]) -> None:
@@ -256,7 +256,7 @@ class _Slot:
 _WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization")
 
 
-def _slots(model: Any) -> list[_Slot]:
+def _weighted_layers(model: Any) -> list[_WeightedLayer]:
     layers = _leaf_layers(model)
     by_name = {layer.name: layer for layer in layers}
     slots = []
@@ -268,7 +268,7 @@ def _slots(model: Any) -> list[_Slot]:
                     f"Keras layer {layer.name!r} has batch-norm epsilon {layer.epsilon}, torch uses {BN_EPSILON}; "
                     "build the model with emotionkit.keras so the numerics match."
                 )
-            slots.append(_Slot(layer, by_name))
+            slots.append(_WeightedLayer(layer, by_name))
         elif layer.weights:
             raise IncompatibleComponentsError(
                 f"Keras layer {layer.name!r} ({kind}) has weights emotionkit cannot map to torch; only "
@@ -325,7 +325,7 @@ def load_torch_weights(model: keras.Model, state_dict: Mapping[str, Any]) -> ker
         architecture they look like), or a shape that differs (another config of the same
         architecture: the message names the tensor and both shapes). Nothing is changed then.
     """
-    slots = _slots(model)
+    slots = _weighted_layers(model)
     provided = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     needed = [k for slot in slots for k in slot.keys()]
     missing = [k for k in needed if k not in provided]
@@ -374,6 +374,6 @@ def torch_state_dict(model: keras.Model) -> dict[str, np.ndarray]:
         torch key -> array in torch layout.
     """
     out: dict[str, np.ndarray] = {}
-    for slot in _slots(model):
+    for slot in _weighted_layers(model):
         out.update(slot.to_torch())
     return out

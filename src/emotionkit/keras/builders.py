@@ -154,7 +154,7 @@ def _input(keras: Any, in_channels: int, image_size: int) -> Any:
     return keras.Input(shape=(image_size, image_size, in_channels), name="faces")
 
 
-def _finish(
+def _model_with_info(
     keras: Any,
     inputs: Any,
     outputs: Any,
@@ -202,7 +202,7 @@ def _pretrained(
     clashes = {
         k: (v, bundled.get(k))
         for k, v in requested.items()
-        if _norm(v) != _norm(defaults.get(k)) and _norm(v) != _norm(bundled.get(k))
+        if _as_list(v) != _as_list(defaults.get(k)) and _as_list(v) != _as_list(bundled.get(k))
     }
     if clashes:
         details = ", ".join(f"{k}={v!r} (weights: {b!r})" for k, (v, b) in clashes.items())
@@ -210,13 +210,15 @@ def _pretrained(
             f"pretrained=True loads the bundled {architecture!r} weights, whose architecture is fixed; you asked for "
             f"{details}. Drop those arguments, or build with pretrained=False to train that configuration."
         )
-    return _load_twin(resolved, output=output, temperature=temperature, name=name)
+    return _keras_twin_from_directory(resolved, output=output, temperature=temperature, name=name)
 
 
-def _load_twin(resolved: PretrainedModel, *, output: str, temperature: float | None, name: str | None) -> keras.Model:
+def _keras_twin_from_directory(
+    resolved: PretrainedModel, *, output: str, temperature: float | None, name: str | None
+) -> keras.Model:
     """The Keras twin of a resolved model directory, holding its (checksum-verified) weights."""
     config = resolved.config
-    return _twin(
+    return _keras_twin(
         config["backbone"],
         config.get("backbone_config") or {},
         resolved.labels,
@@ -228,7 +230,7 @@ def _load_twin(resolved: PretrainedModel, *, output: str, temperature: float | N
     )
 
 
-def _twin(
+def _keras_twin(
     architecture: str,
     backbone_config: Mapping[str, Any],
     labels: Sequence[str],
@@ -252,7 +254,7 @@ def _twin(
     return model
 
 
-def _norm(value: Any) -> Any:
+def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
@@ -356,7 +358,7 @@ def build_cnn(
     x = f.relu(x, "classifier.3")
     x = f.L.Dropout(dropout, name=keras_name("classifier.4"))(x)
     outputs = f.head(x, num_classes, "classifier.5", output, t)
-    return _finish(keras, inputs, outputs, name or "emotionkit_cnn", "cnn", requested, output, t)
+    return _model_with_info(keras, inputs, outputs, name or "emotionkit_cnn", "cnn", requested, output, t)
 
 
 def build_resnet(
@@ -428,7 +430,7 @@ def build_resnet(
     x = f.L.GlobalAveragePooling2D(name="pool")(x)
     x = f.L.Dropout(dropout, name=keras_name("head.1"))(x)
     outputs = f.head(x, num_classes, "head.2", output, t)
-    return _finish(keras, inputs, outputs, name or "emotionkit_resnet", "resnet", requested, output, t)
+    return _model_with_info(keras, inputs, outputs, name or "emotionkit_resnet", "resnet", requested, output, t)
 
 
 def _basic_block(f: _Layers, x: Any, in_channels: int, out_channels: int, stride: int, name: str) -> Any:
@@ -541,7 +543,9 @@ def build_mobilenetv2(
     x = f.L.Dropout(drop_rate, name="head_drop")(x)
     # Small head init, as the torch builder does: a wide head starts far above chance loss and stalls.
     outputs = f.head(x, num_classes, "classifier", output, t, init="small")
-    return _finish(keras, inputs, outputs, name or "emotionkit_mobilenetv2", "mobilenetv2", requested, output, t)
+    return _model_with_info(
+        keras, inputs, outputs, name or "emotionkit_mobilenetv2", "mobilenetv2", requested, output, t
+    )
 
 
 def _depthwise_separable(

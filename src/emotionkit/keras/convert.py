@@ -40,7 +40,7 @@ from ._transfer import (
     load_torch_weights,
     torch_state_dict,
 )
-from .builders import ARCHITECTURES, _load_twin, _twin, build
+from .builders import ARCHITECTURES, _keras_twin, _keras_twin_from_directory, build
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -96,7 +96,7 @@ def from_recognizer(
     UnknownModelError
         The backbone has no Keras builder.
     """
-    return _twin(
+    return _keras_twin(
         recognizer.backbone_name,
         recognizer.backbone_config,
         recognizer.labels,
@@ -139,13 +139,15 @@ def from_pretrained(
     from ..pretrained import resolve_pretrained
 
     # resolve_pretrained raises the errors of EmotionRecognizer.from_pretrained
-    return _load_twin(resolve_pretrained(name_or_dir), output=output, temperature=temperature, name=name)
+    return _keras_twin_from_directory(
+        resolve_pretrained(name_or_dir), output=output, temperature=temperature, name=name
+    )
 
 
 # ---------------------------------------------------------------------------------------------- keras -> torch
 
 
-def _resolve(
+def _architecture_and_config(
     model: Any, architecture: str | None, config: Mapping[str, Any] | None
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     try:
@@ -205,7 +207,7 @@ def to_recognizer(
     from ..recognizer import EmotionRecognizer, build_backbone
     from ..registry import load_plugin
 
-    arch, cfg, info = _resolve(model, architecture, config)
+    arch, cfg, info = _architecture_and_config(model, architecture, config)
     if arch not in ARCHITECTURES:
         build(arch)  # raises UnknownModelError with the choices
     if arch == "mobilenetv2" and triton_would_crash():
