@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +66,117 @@ def test_face_detector_is_a_public_accessor_that_does_not_mutate(model_dir, samp
     whole = rec.face_detector
     assert rec.face_detector is whole and rec.detector is None  # reading it changes nothing
     assert len(rec.predict(sample_photo)) == 1 and rec.detector is None
+
+
+# --- the import graph of src/ ------------------------------------------------------------------------------------
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the emotionkit modules it imports, counting every import statement.
+
+    Imports inside functions and under ``TYPE_CHECKING`` count too: a lazy import still says
+    which module needs which. ``from package import name`` is an arrow to the submodule when
+    ``name`` is one, else to the package.
+    """
+    files = {_module_name(p): p for p in (SRC / "emotionkit").rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                for alias in node.names:
+                    sub = f"{module}.{alias.name}"
+                    targets.add(sub if sub in files else module)
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_the_import_graph_of_src_has_no_circle():
+    graph = import_graph()
+    assert "emotionkit.recognizer" in graph and "emotionkit.inference" in graph["emotionkit.recognizer"]
+    assert import_cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]  # the detector itself finds one
+    assert import_cycles(graph) == [], "import circles in src/ (see docs/architecture.md for the layers)"
+
+
+#: Modules under the recognizer: they use the inference core, never the façade above them.
+UNDER_THE_RECOGNIZER = (
+    "emotionkit.inference",
+    "emotionkit.pretrained",
+    "emotionkit.explainers",
+    "emotionkit.explainers.gradcam",
+    "emotionkit.explainers.attention",
+    "emotionkit.export",
+    "emotionkit.video.stream",
+    "emotionkit.keras._core",
+    "emotionkit.keras._transfer",
+    "emotionkit.keras.builders",
+)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+@pytest.mark.parametrize("module", UNDER_THE_RECOGNIZER)
+def test_lower_floors_do_not_reach_up_to_the_recognizer(module):
+    graph = import_graph()
+    assert "emotionkit.recognizer" not in _reachable(graph, module)
+    assert "emotionkit" not in _reachable(graph, module)  # the package's public face is the top floor
+
+
+def test_the_inference_core_stands_on_the_bottom_floor_only():
+    allowed = {"emotionkit.exceptions", "emotionkit.types", "emotionkit.interfaces", "emotionkit.preprocessing"}
+    allowed |= {"emotionkit.fusion", "emotionkit.weights", "emotionkit._roi", "emotionkit.io"}
+    reached = _reachable(import_graph(), "emotionkit.inference")
+    assert reached <= allowed, sorted(reached - allowed)

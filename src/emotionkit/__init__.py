@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .exceptions import (
     ChecksumMismatchError,
     EmotionKitError,
@@ -24,8 +25,6 @@ from .exceptions import (
     UnknownPluginError,
 )
 from .types import EMOTIONS, Detection, FaceEmotion
-
-__version__ = "0.1.0"
 
 __all__ = [
     "EMOTIONS",

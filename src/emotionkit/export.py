@@ -65,7 +65,7 @@ def _require(module: str, purpose: str) -> Any:
 
 
 def _metadata(core: InferenceModel) -> dict[str, str]:
-    from . import __version__
+    from ._version import __version__
 
     values: dict[str, Any] = {
         "version": __version__,

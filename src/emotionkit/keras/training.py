@@ -232,8 +232,8 @@ def fit(
         Training faces ``(N, H, W)`` or ``(N, H, W, C)``, uint8 or float in [0, 1].
     y : array-like of int
         ``(N,)`` class indices (the model's label order, :data:`~emotionkit.EMOTIONS` by default).
-    validation_data : (faces, labels), optional
-        Held-out faces the callbacks watch; default: the last ``validation_split`` of ``x`` (not augmented).
+    validation_data : tuple, optional
+        ``(faces, labels)``: held-out faces the callbacks watch; default: the last ``validation_split`` of ``x`` (not augmented).
     validation_split : float, default 0.1
         Used only without ``validation_data``.
     epochs, batch_size, learning_rate
