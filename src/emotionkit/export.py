@@ -238,13 +238,8 @@ def quantize_onnx(
         ``calibration`` is not a non-empty ``(N, C, H, W)`` array matching the model's input,
         or ``model`` is already quantized.
     """
-    import tempfile
-
     onnx = _require("onnx", "int8 quantization")
     _require("onnxruntime", "int8 quantization")
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
     proto = onnx.load_from_string(data)
     meta = read_onnx_metadata(data)
@@ -252,42 +247,8 @@ def quantize_onnx(
         raise ValueError(
             f"This model is already quantized ({meta['quantization']['scheme']}); quantize the float export."
         )
-    faces = calibration.detach().cpu().numpy() if isinstance(calibration, torch.Tensor) else np.asarray(calibration)
-    preprocessor = meta.get("preprocessor", {})
-    expected = (preprocessor.get("channels"), *preprocessor.get("size", (None, None)))
-    if faces.ndim != 4 or faces.shape[0] == 0 or (None not in expected and tuple(faces.shape[1:]) != expected):
-        raise ValueError(
-            f"calibration must be preprocessed faces of shape (N, {expected[0]}, {expected[1]}, {expected[2]}) with N >= 1 "
-            f"(recognizer.preprocessor.faces(crops)); got an array of shape {faces.shape}."
-        )
-    faces = np.ascontiguousarray(faces, dtype=np.float32)
-    input_name = proto.graph.input[0].name
-
-    class _Faces(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._batches = iter(
-                [{input_name: faces[i : i + batch_size]} for i in range(0, faces.shape[0], batch_size)]
-            )
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        source, prepared, quantized = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(data)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # onnxruntime's advice to pre-process: done just above
-            quant_pre_process(str(source), str(prepared))
-            quantize_static(
-                str(prepared),
-                str(quantized),
-                _Faces(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
-        result = onnx.load(str(quantized))
+    faces = _calibration_faces(calibration, meta.get("preprocessor", {}))
+    result = _quantize_static(onnx, data, faces, proto.graph.input[0].name, batch_size)
     del result.metadata_props[:]
     for p in proto.metadata_props:
         entry = result.metadata_props.add()
@@ -307,6 +268,52 @@ def quantize_onnx(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(out_bytes)
     return out_bytes
+
+
+def _calibration_faces(calibration: np.ndarray | torch.Tensor, preprocessor: dict[str, Any]) -> np.ndarray:
+    """Calibration faces as contiguous float32 ``(N, C, H, W)``, checked against the model's preprocessing."""
+    faces = calibration.detach().cpu().numpy() if isinstance(calibration, torch.Tensor) else np.asarray(calibration)
+    expected = (preprocessor.get("channels"), *preprocessor.get("size", (None, None)))
+    if faces.ndim != 4 or faces.shape[0] == 0 or (None not in expected and tuple(faces.shape[1:]) != expected):
+        raise ValueError(
+            f"calibration must be preprocessed faces of shape (N, {expected[0]}, {expected[1]}, {expected[2]}) with N >= 1 "
+            f"(recognizer.preprocessor.faces(crops)); got an array of shape {faces.shape}."
+        )
+    return np.ascontiguousarray(faces, dtype=np.float32)
+
+
+def _quantize_static(onnx: Any, data: bytes, faces: np.ndarray, input_name: str, batch_size: int) -> Any:
+    """Run onnxruntime's pre-processing and static QDQ quantization on a float model; return the int8 proto."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _CalibrationBatches(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._batches = iter(
+                [{input_name: faces[i : i + batch_size]} for i in range(0, faces.shape[0], batch_size)]
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared, quantized = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # onnxruntime's advice to pre-process: done just above
+            quant_pre_process(str(source), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                _CalibrationBatches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        return onnx.load(str(quantized))
 
 
 def read_onnx_metadata(model: str | os.PathLike | bytes) -> dict[str, Any]:

@@ -233,7 +233,8 @@ def fit(
     y : array-like of int
         ``(N,)`` class indices (the model's label order, :data:`~emotionkit.EMOTIONS` by default).
     validation_data : tuple, optional
-        ``(faces, labels)``: held-out faces the callbacks watch; default: the last ``validation_split`` of ``x`` (not augmented).
+        ``(faces, labels)``: held-out faces the callbacks watch; default: the last ``validation_split``
+        of ``x`` (not augmented).
     validation_split : float, default 0.1
         Used only without ``validation_data``.
     epochs, batch_size, learning_rate
@@ -266,20 +267,9 @@ def fit(
     keras = import_keras()
     info = model_info(model)
     num_classes = int(model.output_shape[-1])
-    x_train = nhwc_faces(x, info["preprocessor"])
-    y_train = _labels(y, len(x_train), num_classes, "y")
-    if validation_data is not None:
-        vx = nhwc_faces(validation_data[0], info["preprocessor"])
-        validation = (vx, _labels(validation_data[1], len(vx), num_classes, "validation labels"))
-    elif 0 < validation_split < 1 and int(len(x_train) * validation_split) > 0:
-        cut = len(x_train) - int(len(x_train) * validation_split)
-        validation = (x_train[cut:], y_train[cut:])
-        x_train, y_train = x_train[:cut], y_train[:cut]
-    else:
-        raise InvalidDataError(
-            f"Give validation_data, or a validation_split in (0, 1) that leaves at least one face; got "
-            f"validation_split={validation_split!r} for {len(x_train)} faces."
-        )
+    x_train, y_train, validation = _train_and_validation(
+        x, y, validation_data, validation_split, info["preprocessor"], num_classes
+    )
     if seed is not None:
         keras.utils.set_random_seed(seed)
     model.compile(
@@ -304,6 +294,29 @@ def fit(
         class_weight=dict(weights) if weights is not None else None,
         callbacks=callbacks,
         verbose=verbose,
+    )
+
+
+def _train_and_validation(
+    x: Any,
+    y: Any,
+    validation_data: tuple[Any, Any] | None,
+    validation_split: float,
+    preprocessor: Mapping[str, Any],
+    num_classes: int,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Preprocessed training faces and labels, and the validation pair (given, or the last split of ``x``)."""
+    x_train = nhwc_faces(x, preprocessor)
+    y_train = _labels(y, len(x_train), num_classes, "y")
+    if validation_data is not None:
+        vx = nhwc_faces(validation_data[0], preprocessor)
+        return x_train, y_train, (vx, _labels(validation_data[1], len(vx), num_classes, "validation labels"))
+    if 0 < validation_split < 1 and int(len(x_train) * validation_split) > 0:
+        cut = len(x_train) - int(len(x_train) * validation_split)
+        return x_train[:cut], y_train[:cut], (x_train[cut:], y_train[cut:])
+    raise InvalidDataError(
+        f"Give validation_data, or a validation_split in (0, 1) that leaves at least one face; got "
+        f"validation_split={validation_split!r} for {len(x_train)} faces."
     )
 
 
