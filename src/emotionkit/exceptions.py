@@ -24,6 +24,9 @@ __all__ = [
     "MissingDependencyError",
     "InvalidDataError",
     "InvalidOptionError",
+    "InvalidWeightsError",
+    "WeightsNotFoundError",
+    "EmotionKitWarning",
     "suggest",
 ]
 
@@ -52,7 +55,15 @@ class PluginLoadError(EmotionKitError, ImportError):
     """A registered plugin whose module failed to import or whose object is invalid."""
 
 
-class ChecksumMismatchError(EmotionKitError, ValueError):
+class InvalidWeightsError(EmotionKitError, ValueError):
+    """A weights or checkpoint file that cannot be used: empty, truncated, foreign, or shaped for another config."""
+
+
+class WeightsNotFoundError(EmotionKitError, FileNotFoundError):
+    """A weights file (``model.safetensors``) that does not exist."""
+
+
+class ChecksumMismatchError(InvalidWeightsError):
     """A weights file whose sha256 does not match the one its spec records."""
 
 
@@ -74,6 +85,14 @@ class InvalidDataError(EmotionKitError, ValueError):
 
 class InvalidOptionError(EmotionKitError, TypeError):
     """An option (keyword argument) that a component does not take."""
+
+
+class EmotionKitWarning(UserWarning):
+    """Something emotionkit did that may not be what was meant (only the first frame read, unverified weights, ...).
+
+    Filter them all with ``warnings.simplefilter("ignore", EmotionKitWarning)``, or turn them into
+    errors with ``"error"``.
+    """
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
