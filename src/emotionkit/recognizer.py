@@ -24,8 +24,9 @@ from .interfaces import BackboneSpec, FaceDetector
 from .io import ImageInput, load_image
 from .preprocessing import FacePreprocessor
 from .registry import list_plugins, load_plugin
+from .saved_model import FORMAT, read_model_directory
 from .types import EMOTIONS, Detection, FaceEmotion
-from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, load_weights, save_weights
+from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, save_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from .video.smoothing import Smoother
@@ -35,7 +36,6 @@ __all__ = ["EmotionRecognizer", "DEFAULT_MODEL", "build_backbone", "bundled_mode
 
 #: The model ``from_pretrained()`` loads when no name is given.
 DEFAULT_MODEL = "cnn"
-FORMAT = "emotionkit/1"
 
 
 def build_backbone(
@@ -267,23 +267,15 @@ class EmotionRecognizer:
         device: str | torch.device | None,
         detector_options: Mapping[str, Any] | None,
     ) -> EmotionRecognizer:
-        config = json.loads((path / CONFIG_NAME).read_text())
-        if config.get("format") != FORMAT:
-            raise UnknownModelError(
-                f"{str(path / CONFIG_NAME)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r})."
-            )
-        preprocessor = FacePreprocessor.from_dict(json.loads((path / PREPROCESSOR_NAME).read_text()))
-        labels = tuple(config.get("labels", EMOTIONS))
-        model = build_backbone(config["backbone"], config.get("backbone_config"), num_classes=len(labels))
-        state = load_weights(path / WEIGHTS_NAME, sha256 or config.get("weights_sha256"))
-        model.load_state_dict(state)
+        saved = read_model_directory(path, sha256)  # every damaged file is an EmotionKitError naming it
+        config = saved.config
         return cls(
-            model,
-            preprocessor,
+            saved.model,
+            saved.preprocessor,
             _make_detector(detector, device, detector_options),
             backbone_name=config["backbone"],
             backbone_config=config.get("backbone_config"),
-            labels=labels,
+            labels=saved.labels,
             temperature=float(config.get("temperature", 1.0)),
             device=device,
             meta=config.get("meta"),
