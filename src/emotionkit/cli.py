@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .exceptions import EmotionKitError
+from .exceptions import EmotionKitError, one_line
 
 __all__ = ["main", "COMMANDS"]
 
@@ -42,13 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 for bad input, with a one-line message)."""
+    """Run the command line; return the exit status (2 for bad input, with a one-line message; 130 on Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except EmotionKitError as exc:
-        print(f"emotionkit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"emotionkit {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"emotionkit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ __all__ = [
     "WeightsNotFoundError",
     "EmotionKitWarning",
     "suggest",
+    "one_line",
 ]
 
 
@@ -117,3 +118,24 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an error's message on one line (runs of whitespace, newlines included, become one space).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+
+    Returns
+    -------
+    str
+        Its message, for a one-line command-line report.
+
+    Examples
+    --------
+    >>> one_line(ValueError("size mismatch for fc.weight:\n  copying a param"))
+    'size mismatch for fc.weight: copying a param'
+    """
+    return " ".join(str(exc).split())
