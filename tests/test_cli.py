@@ -199,3 +199,28 @@ def test_cli_error_messages_are_one_line(model_dir, tmp_path, capsys):
     assert main(["predict", "--sample", "--model", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("emotionkit predict: error: The weights do not fit")
+
+
+def test_models_name_shows_the_whole_card(capsys):
+    assert main(["models", "cnn"]) == 0
+    text = capsys.readouterr().out
+    for fragment in ("Command: `emotionkit train", "Per-class F1", "Confusion matrix", "Calibration: temperature"):
+        assert fragment in text, fragment
+    assert "FER-2013 PublicTest" in text and "sha256 " in text
+    assert main(["models", "cnn", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["card"]["name"] == "cnn" and entry["available"] is True
+    assert main(["models", "cnnn"]) == 2
+    assert "Did you mean 'cnn'?" in capsys.readouterr().err
+
+
+def test_models_name_without_card_md_prints_the_card_fields(fake_bundled, capsys):
+    assert main(["models", "cnnbundled"]) == 0
+    text = capsys.readouterr().out
+    assert '- publictest: {"accuracy": 0.25, "macro_f1": 0.125}' in text and "cnnbundled_v1" in text
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path):
+    command = [*emotionkit_command(), "models", "cnn"]
+    result = subprocess.run(f"{' '.join(command)} | head -1", shell=True, capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("# `cnn`") and "Traceback" not in result.stderr, result.stderr
