@@ -96,14 +96,14 @@ def test_runtime_onnx_uses_a_matching_model_onnx_and_ignores_a_stale_one(model_d
     rec = EmotionRecognizer.from_pretrained(directory, detector="none")
     export_onnx(rec, directory / "model.onnx")
     fresh = EmotionRecognizer.from_pretrained(directory, detector="none", runtime="onnx")
-    assert fresh._onnx.source == str(directory / "model.onnx")
+    assert fresh.inference.runtime.source == str(directory / "model.onnx")
 
     other = _untrained("cnn", tmp_path / "other")
     with torch.no_grad():
         next(other.model.parameters()).mul_(2.0)  # different weights, same architecture
     export_onnx(other, directory / "model.onnx")
     stale = EmotionRecognizer.from_pretrained(directory, detector="none", runtime="onnx")
-    assert stale._onnx.source == "<memory>"
+    assert stale.inference.runtime.source == "<memory>"
     np.testing.assert_allclose(stale.predict_proba(fer_faces), rec.predict_proba(fer_faces), atol=1e-4, rtol=0)
 
 
@@ -182,7 +182,7 @@ def test_int8_model_keeps_the_metadata_and_runs_in_the_recognizer(int8_cnn, fer_
     assert meta["quantization"]["calibration_faces"] == 256 and "int8" in meta["quantization"]["scheme"]
     (tmp_path / "cnn-int8.onnx").write_bytes(quantized)
     fast = attach_onnx(EmotionRecognizer.from_pretrained("cnn", detector="none"), tmp_path / "cnn-int8.onnx")
-    assert fast.runtime == "onnx" and fast._onnx.source == str(tmp_path / "cnn-int8.onnx")
+    assert fast.runtime == "onnx" and fast.inference.runtime.source == str(tmp_path / "cnn-int8.onnx")
     probs = fast.predict_proba(fer_faces)
     assert probs.shape == (len(fer_faces), 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == rec.predict_proba(fer_faces).argmax(1)).mean() >= 0.9

@@ -320,7 +320,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     x = rec.preprocessor.faces(fer_faces)
     with torch.inference_mode():
         plain = rec.model(x).float()
-    folded = rec._inference_model()
+    folded = rec.inference.torch_runtime.inference_model()
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules()):
         assert folded is not rec.model
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # folded away
@@ -333,7 +333,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     assert not np.allclose(after, before, atol=1e-3)
     np.testing.assert_allclose(after, changed, atol=1e-4, rtol=0)
     rec.model.train()  # training mode: batch statistics, nothing folded
-    assert rec._inference_model() is rec.model
+    assert rec.inference.torch_runtime.inference_model() is rec.model
     rec.model.eval()
 
 

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 PUBLIC_MODULES = [
     "emotionkit",
     "emotionkit.recognizer",
+    "emotionkit.inference",
+    "emotionkit.pretrained",
     "emotionkit.types",
     "emotionkit.exceptions",
     "emotionkit.io",

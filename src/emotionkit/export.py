@@ -24,15 +24,13 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from .exceptions import MissingDependencyError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .recognizer import EmotionRecognizer
+from .inference import HasInference, InferenceModel, inference_of
 
 __all__ = [
     "export_onnx",
@@ -52,6 +50,7 @@ INPUT_NAME = "faces"
 OUTPUT_NAME = "logits"
 _PREFIX = "emotionkit_"
 _INSTALL = 'pip install "emotionkit[onnx]"'
+_Model = TypeVar("_Model", bound="InferenceModel | HasInference")
 
 
 def _require(module: str, purpose: str) -> Any:
@@ -65,17 +64,17 @@ def _require(module: str, purpose: str) -> Any:
         ) from exc
 
 
-def _metadata(recognizer: EmotionRecognizer) -> dict[str, str]:
+def _metadata(core: InferenceModel) -> dict[str, str]:
     from . import __version__
 
     values: dict[str, Any] = {
         "version": __version__,
-        "backbone": recognizer.backbone_name,
-        "backbone_config": recognizer.backbone_config,
-        "labels": list(recognizer.labels),
-        "temperature": recognizer.temperature,
-        "preprocessor": recognizer.preprocessor.to_dict(),
-        "weights_digest": weights_digest(recognizer.model),
+        "backbone": core.backbone_name,
+        "backbone_config": core.backbone_config,
+        "labels": list(core.labels),
+        "temperature": core.temperature,
+        "preprocessor": core.preprocessor.to_dict(),
+        "weights_digest": weights_digest(core.model),
     }
     return {_PREFIX + k: json.dumps(v) for k, v in values.items()}
 
@@ -129,7 +128,7 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dyn
 
 
 def export_onnx(
-    recognizer: EmotionRecognizer,
+    recognizer: InferenceModel | HasInference,
     out: str | os.PathLike | None = None,
     *,
     opset: int = 17,
@@ -139,7 +138,7 @@ def export_onnx(
 
     Parameters
     ----------
-    recognizer : EmotionRecognizer
+    recognizer : EmotionRecognizer or InferenceModel
         Its backbone, preprocessing, labels and temperature are exported.
     out : str or os.PathLike, optional
         Where to write the ``.onnx`` file (parent folders are created); ``None`` only returns the bytes.
@@ -173,9 +172,10 @@ def export_onnx(
     if exporter not in ("auto", "torchscript", "dynamo"):
         raise ValueError(f"exporter must be 'auto', 'torchscript' or 'dynamo', got {exporter!r}.")
     onnx = _require("onnx", "ONNX export")
-    model = copy.deepcopy(recognizer.model).float().cpu().to(memory_format=torch.contiguous_format).eval()
-    height, width = recognizer.preprocessor.size  # type: ignore[misc]
-    example = torch.zeros((2, recognizer.preprocessor.channels, height, width))
+    core = inference_of(recognizer)
+    model = copy.deepcopy(core.model).float().cpu().to(memory_format=torch.contiguous_format).eval()
+    height, width = core.preprocessor.size  # type: ignore[misc]
+    example = torch.zeros((2, core.preprocessor.channels, height, width))
     if exporter == "dynamo":
         data = _torch_export(model, example, opset, dynamo=True)
     else:
@@ -186,7 +186,7 @@ def export_onnx(
                 raise
             data = _torch_export(model, example, opset, dynamo=True)
     proto = onnx.load_from_string(data)
-    for key, value in _metadata(recognizer).items():
+    for key, value in _metadata(core).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "emotionkit"
@@ -329,6 +329,9 @@ def read_onnx_metadata(model: str | os.PathLike | bytes) -> dict[str, Any]:
 class OnnxBackbone:
     """An onnxruntime session that maps preprocessed faces to logits like the torch backbone does.
 
+    A logits runtime (:class:`~emotionkit.inference.LogitsRuntime`, ``name == "onnx"``) that
+    :meth:`InferenceModel.use_runtime <emotionkit.inference.InferenceModel.use_runtime>` installs.
+
     Parameters
     ----------
     model : str, os.PathLike or bytes
@@ -347,6 +350,9 @@ class OnnxBackbone:
     MissingDependencyError
         onnxruntime is not installed (``pip install "emotionkit[onnx]"``).
     """
+
+    #: The runtime's name (what ``EmotionRecognizer.runtime`` reports).
+    name = "onnx"
 
     def __init__(
         self, model: str | os.PathLike | bytes, *, threads: int | None = None, allow_spinning: bool = False
@@ -370,13 +376,13 @@ class OnnxBackbone:
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
-def attach_onnx(recognizer: EmotionRecognizer, source: str | os.PathLike | bytes | None = None) -> EmotionRecognizer:
+def attach_onnx(recognizer: _Model, source: str | os.PathLike | bytes | None = None) -> _Model:
     """Make ``recognizer.logits`` run on onnxruntime (``runtime="onnx"``); the torch model stays for explanations.
 
     Parameters
     ----------
-    recognizer : EmotionRecognizer
-        Modified in place and returned.
+    recognizer : EmotionRecognizer or InferenceModel
+        Modified in place (its core's runtime becomes an :class:`OnnxBackbone`) and returned.
     source : str, os.PathLike or bytes, optional
         An exported ``.onnx`` file (or its bytes; float32 or int8 from :func:`quantize_onnx`), which
         must come from the recognizer's own weights; or a model directory: its ``model.onnx`` is used
@@ -385,7 +391,7 @@ def attach_onnx(recognizer: EmotionRecognizer, source: str | os.PathLike | bytes
 
     Returns
     -------
-    EmotionRecognizer
+    EmotionRecognizer or InferenceModel
         ``recognizer``, with ``runtime == "onnx"``.
 
     Raises
@@ -396,8 +402,9 @@ def attach_onnx(recognizer: EmotionRecognizer, source: str | os.PathLike | bytes
         ``source`` is an ONNX file exported from other weights.
     """
     _require("onnxruntime", 'runtime="onnx"')
+    core = inference_of(recognizer)
     model: str | os.PathLike | bytes | None = source
-    digest = weights_digest(recognizer.model)
+    digest = weights_digest(core.model)
     if source is not None and not isinstance(source, bytes) and Path(source).is_dir():
         candidate = Path(source) / ONNX_NAME
         model = None
@@ -412,6 +419,5 @@ def attach_onnx(recognizer: EmotionRecognizer, source: str | os.PathLike | bytes
                 f"(weights digest {exported_from[:12]}... vs {digest[:12]}...): its answers would not be this "
                 "model's. Export this recognizer (emotionkit export, or export_onnx) and use that file."
             )
-    recognizer._onnx = OnnxBackbone(export_onnx(recognizer) if model is None else model)
-    recognizer.runtime = "onnx"
+    core.use_runtime(OnnxBackbone(export_onnx(core) if model is None else model))
     return recognizer

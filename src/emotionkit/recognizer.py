@@ -1,11 +1,10 @@
-"""EmotionRecognizer: a face detector, a preprocessor and a backbone composed into one object."""
+"""EmotionRecognizer: a face detector in front of an :class:`~emotionkit.inference.InferenceModel`, as one object."""
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,89 +12,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exceptions import (
-    IncompatibleComponentsError,
-    InvalidOptionError,
-    NoBundledWeightsError,
-    UnknownModelError,
-    suggest,
-)
-from .interfaces import BackboneSpec, FaceDetector
+from . import pretrained
+from .detectors.passthrough import WholeImageDetector
+from .explainers import checked_explainer, explain_tensor
+from .inference import InferenceModel
+from .interfaces import FaceDetector
 from .io import ImageInput, load_image
 from .preprocessing import FacePreprocessor
-from .registry import list_plugins, load_plugin
-from .saved_model import FORMAT, read_model_directory
+from .pretrained import DEFAULT_MODEL, build_backbone, bundled_models
 from .types import EMOTIONS, Detection, FaceEmotion
-from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, save_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from .video.smoothing import Smoother
     from .video.stream import VideoStream
 
 __all__ = ["EmotionRecognizer", "DEFAULT_MODEL", "build_backbone", "bundled_models"]
-
-#: The model ``from_pretrained()`` loads when no name is given.
-DEFAULT_MODEL = "cnn"
-
-
-def build_backbone(
-    name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)
-) -> nn.Module:
-    """Build an untrained backbone from the registry.
-
-    Parameters
-    ----------
-    name : str
-        A registered backbone name (``emotionkit models`` lists them).
-    config : mapping, optional
-        Keyword arguments for the spec's ``build``; merged over its ``default_config``.
-    num_classes : int, default 7
-        Number of outputs.
-
-    Returns
-    -------
-    torch.nn.Module
-        Maps ``(N, C, H, W)`` float32 to ``(N, num_classes)`` logits.
-
-    Examples
-    --------
-    >>> model = build_backbone("cnn")
-    >>> model(torch.zeros(2, 1, 48, 48)).shape
-    torch.Size([2, 7])
-    """
-    spec: BackboneSpec = load_plugin("backbones", name)
-    kwargs = {**spec.default_config, **(config or {})}
-    return spec.build(num_classes=num_classes, **kwargs)
-
-
-def bundled_models() -> dict[str, WeightsSpec]:
-    """Return the registered backbones that ship pretrained weights, with their default weights.
-
-    Importing each backbone is needed to read its weights; broken plugins are skipped.
-
-    Returns
-    -------
-    dict of str to WeightsSpec
-        Backbone name to its first (default) weights whose file is present, in registry order.
-    """
-    out: dict[str, WeightsSpec] = {}
-    for name in list_plugins("backbones"):
-        try:
-            spec = load_plugin("backbones", name)
-        except Exception:  # a broken plugin is reported by `emotionkit models`, not here
-            continue
-        if spec.weights and spec.weights[0].exists():
-            out[name] = spec.weights[0]
-    return out
-
-
-def _uses_convolutions(model: nn.Module) -> bool:
-    return sum(isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) for m in model.modules()) > 2
-
-
-def _first_conv_channels(model: nn.Module) -> int | None:
-    """Input channels of the first ``nn.Conv2d`` (the stem or patch embedding), or ``None`` without one."""
-    return next((int(m.in_channels) for m in model.modules() if isinstance(m, nn.Conv2d)), None)
 
 
 class EmotionRecognizer:
@@ -144,33 +75,73 @@ class EmotionRecognizer:
         device: str | torch.device | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        self.backbone_config = dict(backbone_config or {})
-        in_channels = self.backbone_config.get("in_channels", _first_conv_channels(backbone))
-        if in_channels is not None and int(in_channels) != preprocessor.channels:
-            raise IncompatibleComponentsError(
-                f"The preprocessor gives {preprocessor.channels}-channel faces but backbone {backbone_name!r} expects "
-                f"in_channels={in_channels}. Use FacePreprocessor(channels={in_channels}, ...) or rebuild the backbone "
-                f"with in_channels={preprocessor.channels}."
-            )
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}.")
-        self.device = torch.device(device or "cpu")
-        self.backbone_name = backbone_name
-        self.preprocessor = preprocessor
+        #: The inference core: backbone, preprocessing, labels, temperature and logits runtime.
+        self.inference = InferenceModel(
+            backbone,
+            preprocessor,
+            backbone_name=backbone_name,
+            backbone_config=backbone_config,
+            labels=labels,
+            temperature=temperature,
+            device=device,
+        )
         self.detector = detector
-        self.labels: tuple[str, ...] = tuple(labels)
-        self.temperature = float(temperature)
         self.meta: dict[str, Any] = dict(meta or {})
-        self._channels_last = self.device.type == "cpu" and _uses_convolutions(backbone)
-        #: "torch", or "onnx" once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime.
-        self.runtime = "torch"
-        self._onnx: Any = None
-        self._folded: tuple[tuple[tuple[int, int], ...], nn.Module] | None = None
-        self.model = backbone.to(self.device).eval()
-        if self._channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self._whole_image = WholeImageDetector()
 
-    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _from_inference(
+        cls, core: InferenceModel, detector: FaceDetector | None, meta: Mapping[str, Any]
+    ) -> EmotionRecognizer:
+        rec = cls.__new__(cls)
+        rec.inference, rec.detector, rec.meta, rec._whole_image = core, detector, dict(meta), WholeImageDetector()
+        return rec
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch backbone (on :attr:`device`, eval mode)."""
+        return self.inference.model
+
+    @property
+    def device(self) -> torch.device:
+        """Where the backbone runs."""
+        return self.inference.device
+
+    @property
+    def preprocessor(self) -> FacePreprocessor:
+        """How faces become the backbone's input."""
+        return self.inference.preprocessor
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in the backbone's output order."""
+        return self.inference.labels
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted for calibration."""
+        return self.inference.temperature
+
+    @property
+    def backbone_name(self) -> str:
+        """Registry name of the backbone."""
+        return self.inference.backbone_name
+
+    @property
+    def backbone_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild the backbone through the registry."""
+        return self.inference.backbone_config
+
+    @property
+    def runtime(self) -> str:
+        """``"torch"``, or ``"onnx"`` once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime."""
+        return self.inference.runtime.name
+
+    @property
+    def face_detector(self) -> FaceDetector:
+        """The detector :meth:`predict` uses: :attr:`detector`, or a whole-image one when that is ``None``."""
+        return self._whole_image if self.detector is None else self.detector
+
     @classmethod
     def from_pretrained(
         cls,
@@ -221,65 +192,14 @@ class EmotionRecognizer:
         """
         if runtime not in ("torch", "onnx"):
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}.")
+        resolved = pretrained.resolve_pretrained(name_or_dir)
+        core, meta = pretrained.load_inference(resolved, device=device)
+        rec = cls._from_inference(core, pretrained.build_detector(detector, device, detector_options), meta)
         if runtime == "onnx":
             from .export import attach_onnx
 
-            rec = cls.from_pretrained(name_or_dir, detector=detector, device=device, detector_options=detector_options)
-            folder = Path(DEFAULT_MODEL if name_or_dir is None else name_or_dir)
-            if not folder.is_dir():  # bundled weights: their folder may hold a matching model.onnx
-                folder = Path(load_plugin("backbones", str(folder)).weights[0].path)
-            return attach_onnx(rec, folder)
-        name = DEFAULT_MODEL if name_or_dir is None else name_or_dir
-        path = Path(name)
-        if path.is_dir() and (path / CONFIG_NAME).is_file():
-            return cls._from_directory(path, None, detector=detector, device=device, detector_options=detector_options)
-        name = str(name)
-        backbones = list_plugins("backbones")
-        if name not in backbones:
-            looks_like_path = os.sep in name or name.startswith(".") or path.suffix
-            where = (
-                f" There is no model directory (with {CONFIG_NAME}) at {str(path)!r} either." if looks_like_path else ""
-            )
-            raise UnknownModelError(
-                f"Unknown model {name!r}. Available: {', '.join(backbones)} (or a directory written by "
-                f"save_pretrained / emotionkit train).{where}{suggest(name, backbones)}"
-            )
-        spec: BackboneSpec = load_plugin("backbones", name)
-        if not spec.weights or not spec.weights[0].exists():
-            with_weights = ", ".join(bundled_models()) or "none yet"
-            raise NoBundledWeightsError(
-                f"Backbone {name!r} ships no bundled weights yet (models with weights: {with_weights}). "
-                f"Train it with `emotionkit train --backbone {name} --data PATH --out runs/{name}` and load the run "
-                f"directory with EmotionRecognizer.from_pretrained('runs/{name}')."
-            )
-        weights = spec.weights[0]
-        return cls._from_directory(
-            weights.path, weights.sha256, detector=detector, device=device, detector_options=detector_options
-        )
-
-    @classmethod
-    def _from_directory(
-        cls,
-        path: Path,
-        sha256: str | None,
-        *,
-        detector: str | FaceDetector | None,
-        device: str | torch.device | None,
-        detector_options: Mapping[str, Any] | None,
-    ) -> EmotionRecognizer:
-        saved = read_model_directory(path, sha256)  # every damaged file is an EmotionKitError naming it
-        config = saved.config
-        return cls(
-            saved.model,
-            saved.preprocessor,
-            _make_detector(detector, device, detector_options),
-            backbone_name=config["backbone"],
-            backbone_config=config.get("backbone_config"),
-            labels=saved.labels,
-            temperature=float(config.get("temperature", 1.0)),
-            device=device,
-            meta=config.get("meta"),
-        )
+            attach_onnx(rec, resolved.path)  # the folder may hold a matching model.onnx
+        return rec
 
     def save_pretrained(self, directory: str | os.PathLike, *, half: bool = False) -> Path:
         """Write ``config.json``, ``preprocessor.json`` and ``model.safetensors``.
@@ -298,25 +218,8 @@ class EmotionRecognizer:
         pathlib.Path
             The directory.
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
-        digest = save_weights(state, out / WEIGHTS_NAME, half=half)
-        config = {
-            "format": FORMAT,
-            "backbone": self.backbone_name,
-            "backbone_config": self.backbone_config,
-            "labels": list(self.labels),
-            "temperature": self.temperature,
-            "weights_sha256": digest,
-            "num_params": sum(p.numel() for p in self.model.parameters()),
-            "meta": self.meta,
-        }
-        (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        (out / PREPROCESSOR_NAME).write_text(json.dumps(self.preprocessor.to_dict(), indent=2) + "\n")
-        return out
+        return pretrained.save_inference(self.inference, directory, meta=self.meta, half=half)
 
-    # ------------------------------------------------------------------ inference
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
 
@@ -330,37 +233,7 @@ class EmotionRecognizer:
         torch.Tensor
             ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
         """
-        if x.shape[0] == 0:
-            return torch.empty((0, len(self.labels)))
-        if self._onnx is not None:
-            return self._onnx(x)
-        x = x.to(self.device)
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return self._inference_model()(x).float().cpu()
-
-    def _inference_model(self) -> nn.Module:
-        """The backbone with BatchNorm folded into the layers before it (:func:`~emotionkit.fusion.fold_batch_norm`).
-
-        Rebuilt whenever a parameter or buffer of :attr:`model` changed (in place or replaced)
-        or the model is in training mode, so :attr:`model` stays the one source of truth.
-        """
-        if self.model.training:
-            return self.model
-        tensors = [*self.model.parameters(), *self.model.buffers()]
-        key = tuple((id(t), t._version) for t in tensors)
-        cached = self._folded
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        from .fusion import fold_batch_norm
-
-        folded = fold_batch_norm(self.model)
-        self._folded = (key, folded)
-        return folded
-
-    def _probabilities(self, x: torch.Tensor) -> np.ndarray:
-        return torch.softmax(self.logits(x) / self.temperature, dim=1).numpy()
+        return self.inference.logits(x)
 
     def predict_proba(self, faces: np.ndarray | torch.Tensor) -> np.ndarray:
         """Classify pre-cropped faces.
@@ -381,7 +254,7 @@ class EmotionRecognizer:
         InvalidImageError
             Wrong shape, channels or values.
         """
-        return self._probabilities(self.preprocessor.faces(faces))
+        return self.inference.probabilities(self.preprocessor.faces(faces))
 
     def _results(self, detections: Sequence[Detection], probs: np.ndarray) -> list[FaceEmotion]:
         out = []
@@ -389,13 +262,6 @@ class EmotionRecognizer:
             scores = {label: float(v) for label, v in zip(self.labels, p)}
             out.append(FaceEmotion(det, scores, self.labels[int(np.argmax(p))]))
         return out
-
-    def _detector(self) -> FaceDetector:
-        if self.detector is None:
-            from .detectors.passthrough import WholeImageDetector
-
-            self.detector = WholeImageDetector()
-        return self.detector
 
     def predict(self, image: ImageInput) -> list[FaceEmotion]:
         """Find every face in a photo and classify its expression.
@@ -440,17 +306,14 @@ class EmotionRecognizer:
             One list per image, in input order.
         """
         arrays = [load_image(im) for im in images]
-        detections = self._detector().detect_batch(arrays)
+        detections = self.face_detector.detect_batch(arrays)
         crops = [self.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
         counts = [len(d) for d in detections]
         if sum(counts) == 0:
             return [[] for _ in arrays]
-        probs = self._probabilities(torch.cat(crops))
-        out, start = [], 0
-        for dets, n in zip(detections, counts):
-            out.append(self._results(dets, probs[start : start + n]))
-            start += n
-        return out
+        probs = self.inference.probabilities(torch.cat(crops))
+        ends = np.cumsum(counts).tolist()
+        return [self._results(dets, probs[end - n : end]) for dets, n, end in zip(detections, counts, ends)]
 
     def explain(
         self, image: ImageInput, target: str | None = None, method: str = "gradcam", **options: Any
@@ -494,23 +357,12 @@ class EmotionRecognizer:
         >>> face.heatmap.shape, bool(face.heatmap.min() >= 0 and face.heatmap.max() <= 1)
         ((48, 48), True)
         """
-        from dataclasses import replace
-
-        from .explainers import get_explainer, resolve_targets
-
-        explainer = get_explainer(method, self.backbone_name, **options)
-        resolve_targets(target, self.labels, [])  # a bad target fails before any detection work
+        explainer = checked_explainer(self.inference, method, target, **options)  # bad options fail before detection
         array = load_image(image)
-        detections = self._detector().detect(array)
+        detections = self.face_detector.detect(array)
         if not detections:
             return []
-        x = self.preprocessor.crops(array, detections)
-        probs = self._probabilities(x)
-        targets = resolve_targets(target, self.labels, [int(i) for i in probs.argmax(axis=1)])
-        x = x.to(self.device)
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        maps = explainer(self.model, x, targets)
+        probs, maps = explain_tensor(self.inference, explainer, self.preprocessor.crops(array, detections), target)
         return [replace(face, heatmap=heatmap) for face, heatmap in zip(self._results(detections, probs), maps)]
 
     def stream(
@@ -595,26 +447,3 @@ class EmotionRecognizer:
             f"input={self.preprocessor.channels}x{self.preprocessor.size[0]}x{self.preprocessor.size[1]}, "  # type: ignore[index]
             f"device={str(self.device)!r})"
         )
-
-
-def _make_detector(
-    detector: str | FaceDetector | None, device: Any, options: Mapping[str, Any] | None
-) -> FaceDetector | None:
-    if detector is None:
-        return None
-    if isinstance(detector, str):
-        spec = load_plugin("detectors", detector)
-        options = dict(options or {})
-        params = inspect.signature(spec.build).parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            allowed = [k for k, p in params.items() if k != "device" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
-            unknown = [k for k in options if k not in allowed]
-            if unknown:
-                raise InvalidOptionError(
-                    f"Detector {detector!r} does not take option(s) {', '.join(map(repr, unknown))}. "
-                    f"Allowed: {', '.join(allowed) or 'none'}.{suggest(unknown[0], allowed)}"
-                )
-        return spec.build(device=device, **options)
-    if not isinstance(detector, FaceDetector):
-        raise TypeError(f"detector must be a registered name, a FaceDetector or None, got {type(detector).__name__}.")
-    return detector

@@ -23,10 +23,8 @@ from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, load_weights
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["SavedModel", "read_model_directory", "load_state_into", "FORMAT"]
+__all__ = ["SavedModel", "read_model_directory", "load_state_into"]
 
-#: The ``format`` every emotionkit ``config.json`` records.
-FORMAT = "emotionkit/1"
 _REPAIR = "Re-save the model (save_pretrained or emotionkit train), or copy the directory again."
 
 
@@ -64,6 +62,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _check_config(config: Any, path: Path) -> dict[str, Any]:
+    from .pretrained import FORMAT
+
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise UnknownModelError(
@@ -146,7 +146,7 @@ def read_model_directory(path: Path, sha256: str | None = None) -> SavedModel:
     EmotionKitWarning
         Neither ``sha256`` nor ``config.json`` gives a checksum: the weights load unverified.
     """
-    from .recognizer import build_backbone
+    from .pretrained import build_backbone
 
     config_path = path / CONFIG_NAME
     config = _check_config(_read_json(config_path), config_path)

@@ -13,20 +13,26 @@ face heatmap back onto the photo.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..exceptions import EmotionKitError, IncompatibleComponentsError, InvalidImageError, UnknownPluginError, suggest
+from ..inference import HasInference, InferenceModel, inference_of
 from ..interfaces import BackboneSpec, Explainer
 from ..registry import list_plugins, load_plugin
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..recognizer import EmotionRecognizer
-
-__all__ = ["UnknownTargetError", "get_explainer", "resolve_targets", "explain_faces", "heatmap_to_image"]
+__all__ = [
+    "UnknownTargetError",
+    "get_explainer",
+    "resolve_targets",
+    "checked_explainer",
+    "explain_tensor",
+    "explain_faces",
+    "heatmap_to_image",
+]
 
 
 class UnknownTargetError(EmotionKitError, ValueError):
@@ -131,8 +137,62 @@ def resolve_targets(target: str | None, labels: Sequence[str], predicted: Sequen
     return [list(labels).index(target)] * len(predicted)
 
 
+def checked_explainer(model: InferenceModel, method: str, target: str | None, **options: Any) -> Explainer:
+    """Build the explainer ``method`` for a model and check ``target``, before any detection or inference work.
+
+    Parameters
+    ----------
+    model : InferenceModel
+        The inference core (its backbone spec or name, and its labels).
+    method : str
+        A registered explainer the backbone supports.
+    target : str or None
+        A class name, or ``None`` for each face's top label.
+    **options
+        Explainer options.
+
+    Returns
+    -------
+    Explainer
+
+    Raises
+    ------
+    UnknownPluginError, IncompatibleComponentsError, UnknownTargetError
+        As :func:`get_explainer` and :func:`resolve_targets`.
+    """
+    explainer = get_explainer(method, model.backbone, **options)
+    resolve_targets(target, model.labels, [])
+    return explainer
+
+
+def explain_tensor(
+    model: InferenceModel, explainer: Explainer, x: torch.Tensor, target: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classify preprocessed faces and explain each one: the step ``explain`` and :func:`explain_faces` share.
+
+    Parameters
+    ----------
+    model : InferenceModel
+        The inference core.
+    explainer : Explainer
+        From :func:`checked_explainer`.
+    x : torch.Tensor
+        ``(N, C, H, W)`` faces as ``model.preprocessor`` makes them.
+    target : str or None
+        A class name, or ``None`` to explain each face's most probable class.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``(N, classes)`` probabilities and ``(N, h, w)`` heatmaps in [0, 1].
+    """
+    probs = model.probabilities(x)
+    targets = resolve_targets(target, model.labels, [int(i) for i in probs.argmax(axis=1)])
+    return probs, explainer(model.model, model.prepare(x), targets)
+
+
 def explain_faces(
-    recognizer: EmotionRecognizer,
+    recognizer: InferenceModel | HasInference,
     faces: np.ndarray | torch.Tensor,
     target: str | None = None,
     method: str = "gradcam",
@@ -142,7 +202,7 @@ def explain_faces(
 
     Parameters
     ----------
-    recognizer : EmotionRecognizer
+    recognizer : EmotionRecognizer or InferenceModel
         The model.
     faces : numpy.ndarray or torch.Tensor
         ``(N, H, W)`` or ``(N, H, W, C)`` faces, as ``predict_proba`` takes them.
@@ -163,11 +223,9 @@ def explain_faces(
     UnknownPluginError, UnknownTargetError, IncompatibleComponentsError, InvalidImageError
         Unknown method or target, a method the backbone cannot do, or faces of a wrong shape.
     """
-    explainer = get_explainer(method, recognizer.backbone_name, **options)
-    resolve_targets(target, recognizer.labels, [])  # fail on a bad target before any work
-    x = recognizer.preprocessor.faces(faces)
-    predicted = recognizer.logits(x).argmax(dim=1).tolist()
-    return explainer(recognizer.model, x.to(recognizer.device), resolve_targets(target, recognizer.labels, predicted))
+    core = inference_of(recognizer)
+    explainer = checked_explainer(core, method, target, **options)
+    return explain_tensor(core, explainer, core.preprocessor.faces(faces), target)[1]
 
 
 def heatmap_to_image(heatmap: np.ndarray, crop_box: Sequence[float], image_size: tuple[int, int]) -> np.ndarray:

@@ -466,7 +466,7 @@ def from_pretrained(
     UnknownModelError, NoBundledWeightsError, ChecksumMismatchError
         As :meth:`EmotionRecognizer.from_pretrained`; UnknownModelError also for a backbone without a Keras builder.
     """
-    from ..recognizer import FORMAT
+    from ..pretrained import FORMAT
     from ..weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, load_weights
 
     path, sha256 = _model_directory(name_or_dir)

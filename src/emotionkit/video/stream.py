@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-import torch
 
+from ..inference import InferenceModel
+from ..interfaces import FaceDetector
 from ..types import Detection
 from .errors import VideoOptionError
 from .reader import VideoReader, VideoSource
@@ -15,10 +16,21 @@ from .results import FrameResult, TrackedFace
 from .smoothing import Smoother, SmoothingName, make_smoother
 from .tracking import IoUTracker
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..recognizer import EmotionRecognizer
+__all__ = ["VideoStream", "StreamRecognizer"]
 
-__all__ = ["VideoStream"]
+
+class StreamRecognizer(Protocol):
+    """What a :class:`VideoStream` runs: an inference core and the face detector in front of it.
+
+    :class:`~emotionkit.EmotionRecognizer` is one.
+    """
+
+    inference: InferenceModel
+
+    @property
+    def face_detector(self) -> FaceDetector:
+        """The detector that finds the faces of a frame."""
+        ...
 
 
 class VideoStream(Iterator[FrameResult]):
@@ -31,8 +43,8 @@ class VideoStream(Iterator[FrameResult]):
 
     Parameters
     ----------
-    recognizer : EmotionRecognizer
-        Its detector finds faces, its preprocessor and backbone classify them.
+    recognizer : StreamRecognizer
+        An :class:`~emotionkit.EmotionRecognizer`: its detector finds faces, its inference core classifies them.
     source : str, os.PathLike or int
         A video file or a camera index.
     every : int, default 1
@@ -78,7 +90,7 @@ class VideoStream(Iterator[FrameResult]):
 
     def __init__(
         self,
-        recognizer: EmotionRecognizer,
+        recognizer: StreamRecognizer,
         source: VideoSource,
         *,
         every: int = 1,
@@ -116,9 +128,9 @@ class VideoStream(Iterator[FrameResult]):
         return next(self._frames)
 
     def _run(self) -> Generator[FrameResult, None, None]:
-        rec = self.recognizer
-        detector = rec._detector()
-        labels = rec.labels
+        core = self.recognizer.inference
+        detector = self.recognizer.face_detector
+        labels = core.labels
         carried: list[tuple[int, Detection]] = []
         try:
             for frame in self._reader:
@@ -131,8 +143,8 @@ class VideoStream(Iterator[FrameResult]):
                     self.smoother.retain(self.tracker.track_ids)
                 faces: tuple[TrackedFace, ...] = ()
                 if carried:
-                    x = rec.preprocessor.crops(frame.image, [d for _, d in carried])
-                    probs = torch.softmax(rec.logits(x) / rec.temperature, dim=1).numpy().astype(np.float64)
+                    x = core.preprocessor.crops(frame.image, [d for _, d in carried])
+                    probs = core.probabilities(x).astype(np.float64)
                     out = []
                     for (track_id, det), p in zip(carried, probs):
                         s = self.smoother.update(track_id, p)

@@ -1,0 +1,334 @@
+"""The inference core: a resolved model and the runtime that computes its logits.
+
+An :class:`InferenceModel` holds everything needed to turn preprocessed faces into
+probabilities: the backbone (and its registry name, config and, when known, its
+:class:`~emotionkit.interfaces.BackboneSpec`), the :class:`~emotionkit.preprocessing.FacePreprocessor`
+the weights were trained with, the labels, the calibrated temperature, and a *logits
+runtime*: :class:`TorchRuntime` by default, or any object with a ``name`` and a
+``__call__(x) -> logits`` (such as :class:`emotionkit.export.OnnxBackbone`) installed
+with :meth:`InferenceModel.use_runtime`.
+
+This module sits below :class:`~emotionkit.EmotionRecognizer`, the explainers, the
+ONNX export and the video stream: they all use it through its public methods and
+none of them is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .exceptions import IncompatibleComponentsError
+from .types import EMOTIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .interfaces import BackboneSpec
+    from .preprocessing import FacePreprocessor
+
+__all__ = ["InferenceModel", "LogitsRuntime", "TorchRuntime", "HasInference", "inference_of"]
+
+
+@runtime_checkable
+class LogitsRuntime(Protocol):
+    """What computes a model's logits: ``runtime(x)`` maps ``(N, C, H, W)`` faces to ``(N, classes)``.
+
+    ``name`` says which runtime it is (``"torch"``, ``"onnx"``, ...); the result is a float32
+    tensor on the CPU.
+    """
+
+    name: str
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of preprocessed faces.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` preprocessed faces.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, classes)`` float32 logits on the CPU.
+        """
+        ...
+
+
+def _uses_convolutions(model: nn.Module) -> bool:
+    return sum(isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) for m in model.modules()) > 2
+
+
+def first_conv_channels(model: nn.Module) -> int | None:
+    """Input channels of the first ``nn.Conv2d`` (the stem or patch embedding), or ``None`` without one.
+
+    Examples
+    --------
+    >>> first_conv_channels(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    3
+    """
+    return next((int(m.in_channels) for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+
+
+class TorchRuntime:
+    """The torch backbone as a logits runtime.
+
+    The model is put on ``device`` in eval mode; on the CPU a convolutional model is
+    stored channels-last (its inputs are converted by :meth:`prepare`), and inference
+    runs with BatchNorm folded into the layers before it (:meth:`inference_model`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(N, C, H, W)`` to logits.
+    device : str or torch.device, optional
+        Where it runs (default CPU).
+    """
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, device: str | torch.device | None = None) -> None:
+        self.device = torch.device(device or "cpu")
+        #: Whether inputs are converted to ``torch.channels_last`` (CPU convnets, where it is faster).
+        self.channels_last = self.device.type == "cpu" and _uses_convolutions(model)
+        self._folded: tuple[tuple[tuple[int, int], ...], nn.Module] | None = None
+        self.model = model.to(self.device).eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Move preprocessed faces to the model's device, in the memory layout the model is stored in.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` faces.
+
+        Returns
+        -------
+        torch.Tensor
+            The model's input (what explainers call the model on).
+        """
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the backbone (BatchNorm folded) on preprocessed faces.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` preprocessed faces.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, classes)`` float32 logits on the CPU.
+        """
+        x = self.prepare(x)
+        with torch.inference_mode():
+            return self.inference_model()(x).float().cpu()
+
+    def inference_model(self) -> nn.Module:
+        """The backbone with BatchNorm folded into the layers before it (:func:`~emotionkit.fusion.fold_batch_norm`).
+
+        Rebuilt whenever a parameter or buffer of :attr:`model` changed (in place or replaced)
+        or the model is in training mode, so :attr:`model` stays the one source of truth.
+
+        Returns
+        -------
+        torch.nn.Module
+            :attr:`model` itself in training mode, else its folded copy.
+        """
+        if self.model.training:
+            return self.model
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        key = tuple((id(t), t._version) for t in tensors)
+        cached = self._folded
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        from .fusion import fold_batch_norm
+
+        folded = fold_batch_norm(self.model)
+        self._folded = (key, folded)
+        return folded
+
+
+class InferenceModel:
+    """A resolved model: backbone, preprocessing, labels, temperature and the runtime of its logits.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps ``(N, C, H, W)`` to ``(N, len(labels))`` logits.
+    preprocessor : FacePreprocessor
+        How faces become the backbone's input.
+    backbone_name : str, default "custom"
+        Registry name of the backbone.
+    backbone_config : mapping, optional
+        Keyword arguments that rebuild the backbone through the registry.
+    labels : sequence of str, default EMOTIONS
+        Class names, in the backbone's output order.
+    temperature : float, default 1.0
+        Softmax temperature fitted for calibration.
+    device : str or torch.device, optional
+        Where the backbone runs (default CPU).
+    spec : BackboneSpec, optional
+        The backbone's resolved registry spec; ``None`` looks ``backbone_name`` up when needed.
+
+    Raises
+    ------
+    IncompatibleComponentsError
+        The preprocessor's channels differ from the backbone's ``in_channels``.
+    ValueError
+        ``temperature`` is not positive.
+
+    Examples
+    --------
+    >>> from emotionkit.preprocessing import FacePreprocessor
+    >>> from emotionkit.pretrained import build_backbone
+    >>> core = InferenceModel(build_backbone("cnn"), FacePreprocessor(), backbone_name="cnn")
+    >>> core.probabilities(torch.zeros(2, 1, 48, 48)).shape, core.runtime.name
+    ((2, 7), 'torch')
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        preprocessor: FacePreprocessor,
+        *,
+        backbone_name: str = "custom",
+        backbone_config: Mapping[str, Any] | None = None,
+        labels: Sequence[str] = EMOTIONS,
+        temperature: float = 1.0,
+        device: str | torch.device | None = None,
+        spec: BackboneSpec | None = None,
+    ) -> None:
+        self.backbone_config = dict(backbone_config or {})
+        in_channels = self.backbone_config.get("in_channels", first_conv_channels(backbone))
+        if in_channels is not None and int(in_channels) != preprocessor.channels:
+            raise IncompatibleComponentsError(
+                f"The preprocessor gives {preprocessor.channels}-channel faces but backbone {backbone_name!r} expects "
+                f"in_channels={in_channels}. Use FacePreprocessor(channels={in_channels}, ...) or rebuild the backbone "
+                f"with in_channels={preprocessor.channels}."
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}.")
+        self.backbone_name = backbone_name
+        self.spec = spec
+        self.preprocessor = preprocessor
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.temperature = float(temperature)
+        #: The torch backbone's runtime; explanations and export always use it.
+        self.torch_runtime = TorchRuntime(backbone, device)
+        #: What :meth:`logits` runs: :attr:`torch_runtime` unless :meth:`use_runtime` installed another.
+        self.runtime: LogitsRuntime = self.torch_runtime
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch backbone (on :attr:`device`, eval mode)."""
+        return self.torch_runtime.model
+
+    @property
+    def device(self) -> torch.device:
+        """Where the torch backbone runs."""
+        return self.torch_runtime.device
+
+    @property
+    def backbone(self) -> BackboneSpec | str:
+        """The backbone's spec when resolved, else its registry name (what explainers are looked up by)."""
+        return self.spec if self.spec is not None else self.backbone_name
+
+    def use_runtime(self, runtime: LogitsRuntime | None) -> None:
+        """Route :meth:`logits` to ``runtime`` (e.g. an :class:`emotionkit.export.OnnxBackbone`); ``None`` goes back to torch.
+
+        Parameters
+        ----------
+        runtime : LogitsRuntime or None
+            Maps preprocessed faces to logits of this model's weights.
+        """
+        self.runtime = self.torch_runtime if runtime is None else runtime
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Put preprocessed faces where and how the torch backbone takes them (device, memory layout).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` faces, as :attr:`preprocessor` makes them.
+
+        Returns
+        -------
+        torch.Tensor
+            The input to call :attr:`model` on (explainers do).
+        """
+        return self.torch_runtime.prepare(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the runtime on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
+        """
+        if x.shape[0] == 0:
+            return torch.empty((0, len(self.labels)))
+        return self.runtime(x)
+
+    def probabilities(self, x: torch.Tensor) -> np.ndarray:
+        """Return ``softmax(logits / temperature)`` of preprocessed faces.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` faces, as :attr:`preprocessor` makes them.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, len(labels))`` float32; columns follow :attr:`labels`.
+        """
+        return torch.softmax(self.logits(x) / self.temperature, dim=1).numpy()
+
+
+@runtime_checkable
+class HasInference(Protocol):
+    """Anything that carries an :class:`InferenceModel` as ``inference`` (an :class:`~emotionkit.EmotionRecognizer`)."""
+
+    inference: InferenceModel
+
+
+def inference_of(model: InferenceModel | HasInference) -> InferenceModel:
+    """Return the inference core of a recognizer, or the core itself.
+
+    Parameters
+    ----------
+    model : InferenceModel or HasInference
+        An :class:`InferenceModel`, or an object with one as ``inference``.
+
+    Returns
+    -------
+    InferenceModel
+
+    Raises
+    ------
+    TypeError
+        ``model`` is neither.
+    """
+    if isinstance(model, InferenceModel):
+        return model
+    core = getattr(model, "inference", None)
+    if not isinstance(core, InferenceModel):
+        raise TypeError(f"Expected an EmotionRecognizer or an InferenceModel, got {type(model).__name__}.")
+    return core

@@ -1,0 +1,306 @@
+"""Parts from the registry and models on disk: build backbones and detectors, read and write model directories.
+
+A model directory (what :meth:`~emotionkit.EmotionRecognizer.save_pretrained` and
+``emotionkit train`` write, and what bundled weights are) holds ``config.json``,
+``preprocessor.json`` and ``model.safetensors``. :func:`resolve_pretrained` turns a
+name or a path into the directory to read (and the registry entries behind it),
+:func:`load_inference` reads it into an :class:`~emotionkit.inference.InferenceModel`
+and :func:`save_inference` writes one back.
+
+This module sits below :mod:`emotionkit.recognizer` and above :mod:`emotionkit.inference`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .exceptions import InvalidOptionError, NoBundledWeightsError, UnknownModelError, suggest
+from .inference import InferenceModel
+from .interfaces import BackboneSpec, FaceDetector
+from .registry import list_plugins, load_plugin
+from .types import EMOTIONS
+from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, save_weights
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "FORMAT",
+    "PretrainedModel",
+    "build_backbone",
+    "build_detector",
+    "bundled_models",
+    "resolve_pretrained",
+    "load_inference",
+    "save_inference",
+]
+
+#: The model ``from_pretrained()`` loads when no name is given.
+DEFAULT_MODEL = "cnn"
+#: The ``format`` of a model directory's ``config.json``.
+FORMAT = "emotionkit/1"
+
+
+def build_backbone(
+    name: str, config: Mapping[str, Any] | None = None, *, num_classes: int = len(EMOTIONS)
+) -> nn.Module:
+    """Build an untrained backbone from the registry.
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name (``emotionkit models`` lists them).
+    config : mapping, optional
+        Keyword arguments for the spec's ``build``; merged over its ``default_config``.
+    num_classes : int, default 7
+        Number of outputs.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(N, C, H, W)`` float32 to ``(N, num_classes)`` logits.
+
+    Examples
+    --------
+    >>> model = build_backbone("cnn")
+    >>> model(torch.zeros(2, 1, 48, 48)).shape
+    torch.Size([2, 7])
+    """
+    spec: BackboneSpec = load_plugin("backbones", name)
+    kwargs = {**spec.default_config, **(config or {})}
+    return spec.build(num_classes=num_classes, **kwargs)
+
+
+def bundled_models() -> dict[str, WeightsSpec]:
+    """Return the registered backbones that ship pretrained weights, with their default weights.
+
+    Importing each backbone is needed to read its weights; broken plugins are skipped.
+
+    Returns
+    -------
+    dict of str to WeightsSpec
+        Backbone name to its first (default) weights whose file is present, in registry order.
+    """
+    out: dict[str, WeightsSpec] = {}
+    for name in list_plugins("backbones"):
+        try:
+            spec = load_plugin("backbones", name)
+        except Exception:  # a broken plugin is reported by `emotionkit models`, not here
+            continue
+        if spec.weights and spec.weights[0].exists():
+            out[name] = spec.weights[0]
+    return out
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A model name or directory, resolved once.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The model directory.
+    spec : BackboneSpec, optional
+        The backbone spec, when the name was a registered backbone.
+    weights : WeightsSpec, optional
+        Its default weights (bundled models only).
+    """
+
+    path: Path
+    spec: BackboneSpec | None = None
+    weights: WeightsSpec | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        """The recorded sha256 of the weights file (``None``: read it from ``config.json``)."""
+        return self.weights.sha256 if self.weights is not None else None
+
+
+def resolve_pretrained(name_or_dir: str | os.PathLike | None) -> PretrainedModel:
+    """Turn a bundled model's name or a saved directory into the directory to load.
+
+    Parameters
+    ----------
+    name_or_dir : str or os.PathLike, optional
+        A registered backbone that ships weights, or a directory with ``config.json``;
+        ``None`` means :data:`DEFAULT_MODEL`.
+
+    Returns
+    -------
+    PretrainedModel
+
+    Raises
+    ------
+    UnknownModelError
+        Neither a registered backbone nor a saved directory (lists the choices).
+    NoBundledWeightsError
+        The backbone exists but ships no weights.
+
+    Examples
+    --------
+    >>> resolve_pretrained("cnn").path.name
+    'cnn'
+    """
+    name = DEFAULT_MODEL if name_or_dir is None else name_or_dir
+    path = Path(name)
+    if path.is_dir() and (path / CONFIG_NAME).is_file():
+        return PretrainedModel(path)
+    name = str(name)
+    backbones = list_plugins("backbones")
+    if name not in backbones:
+        looks_like_path = os.sep in name or name.startswith(".") or path.suffix
+        where = f" There is no model directory (with {CONFIG_NAME}) at {str(path)!r} either." if looks_like_path else ""
+        raise UnknownModelError(
+            f"Unknown model {name!r}. Available: {', '.join(backbones)} (or a directory written by "
+            f"save_pretrained / emotionkit train).{where}{suggest(name, backbones)}"
+        )
+    spec: BackboneSpec = load_plugin("backbones", name)
+    if not spec.weights or not spec.weights[0].exists():
+        with_weights = ", ".join(bundled_models()) or "none yet"
+        raise NoBundledWeightsError(
+            f"Backbone {name!r} ships no bundled weights yet (models with weights: {with_weights}). "
+            f"Train it with `emotionkit train --backbone {name} --data PATH --out runs/{name}` and load the run "
+            f"directory with EmotionRecognizer.from_pretrained('runs/{name}')."
+        )
+    return PretrainedModel(spec.weights[0].path, spec, spec.weights[0])
+
+
+def load_inference(
+    model: PretrainedModel, *, device: str | torch.device | None = None
+) -> tuple[InferenceModel, dict[str, Any]]:
+    """Read a model directory into an inference core, verifying the weights' sha256.
+
+    Parameters
+    ----------
+    model : PretrainedModel
+        What :func:`resolve_pretrained` returned.
+    device : str or torch.device, optional
+        Where to run (default CPU).
+
+    Returns
+    -------
+    (InferenceModel, dict)
+        The core, and the directory's metadata (``config.json``'s ``meta``).
+
+    Raises
+    ------
+    UnknownModelError
+        ``config.json`` is not an emotionkit model config.
+    InvalidWeightsError
+        A damaged directory: a file missing, cut or not JSON, weights empty, foreign or shaped for
+        another config (:class:`~emotionkit.exceptions.ChecksumMismatchError`: not matching their sha256).
+    WeightsNotFoundError
+        No ``model.safetensors``.
+
+    Warns
+    -----
+    EmotionKitWarning
+        ``config.json`` records no ``weights_sha256`` (and the model is not bundled): the weights load unverified.
+    """
+    from .saved_model import read_model_directory
+
+    saved = read_model_directory(model.path, model.sha256)  # every damaged file is an EmotionKitError naming it
+    config = saved.config
+    core = InferenceModel(
+        saved.model,
+        saved.preprocessor,
+        backbone_name=config["backbone"],
+        backbone_config=config.get("backbone_config"),
+        labels=saved.labels,
+        temperature=float(config.get("temperature", 1.0)),
+        device=device,
+        spec=model.spec,
+    )
+    return core, dict(config.get("meta") or {})
+
+
+def save_inference(
+    core: InferenceModel, directory: str | os.PathLike, *, meta: Mapping[str, Any], half: bool = False
+) -> Path:
+    """Write ``config.json``, ``preprocessor.json`` and ``model.safetensors`` for a core.
+
+    Parameters
+    ----------
+    core : InferenceModel
+        The model to save.
+    directory : str or os.PathLike
+        Created if missing.
+    meta : mapping
+        Stored as ``config.json``'s ``meta``.
+    half : bool, default False
+        Store weights as float16.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in core.model.state_dict().items()}
+    digest = save_weights(state, out / WEIGHTS_NAME, half=half)
+    config = {
+        "format": FORMAT,
+        "backbone": core.backbone_name,
+        "backbone_config": core.backbone_config,
+        "labels": list(core.labels),
+        "temperature": core.temperature,
+        "weights_sha256": digest,
+        "num_params": sum(p.numel() for p in core.model.parameters()),
+        "meta": dict(meta),
+    }
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (out / PREPROCESSOR_NAME).write_text(json.dumps(core.preprocessor.to_dict(), indent=2) + "\n")
+    return out
+
+
+def build_detector(
+    detector: str | FaceDetector | None, device: Any = None, options: Mapping[str, Any] | None = None
+) -> FaceDetector | None:
+    """Build a registered face detector by name, checking its options; pass an instance or ``None`` through.
+
+    Parameters
+    ----------
+    detector : str or FaceDetector or None
+        A registered detector name, an instance, or ``None``.
+    device : str or torch.device, optional
+        Passed to the detector's ``build``.
+    options : mapping, optional
+        Keyword arguments for the detector's ``build``.
+
+    Returns
+    -------
+    FaceDetector or None
+
+    Raises
+    ------
+    InvalidOptionError
+        An option the detector does not take (the message lists the allowed ones).
+    TypeError
+        ``detector`` is none of the above.
+    """
+    if detector is None:
+        return None
+    if isinstance(detector, str):
+        spec = load_plugin("detectors", detector)
+        options = dict(options or {})
+        params = inspect.signature(spec.build).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            allowed = [k for k, p in params.items() if k != "device" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+            unknown = [k for k in options if k not in allowed]
+            if unknown:
+                raise InvalidOptionError(
+                    f"Detector {detector!r} does not take option(s) {', '.join(map(repr, unknown))}. "
+                    f"Allowed: {', '.join(allowed) or 'none'}.{suggest(unknown[0], allowed)}"
+                )
+        return spec.build(device=device, **options)
+    if not isinstance(detector, FaceDetector):
+        raise TypeError(f"detector must be a registered name, a FaceDetector or None, got {type(detector).__name__}.")
+    return detector
