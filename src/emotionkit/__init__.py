@@ -11,19 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
     ChecksumMismatchError,
+    DeviceUnavailableError,
     EmotionKitError,
+    EmotionKitWarning,
     ImageNotFoundError,
     IncompatibleComponentsError,
     InvalidDataError,
     InvalidImageError,
     InvalidOptionError,
+    InvalidWeightsError,
     MissingDependencyError,
     NoBundledWeightsError,
     PluginLoadError,
     UnknownModelError,
     UnknownPluginError,
+    WeightsNotFoundError,
 )
-from .types import EMOTIONS, Detection, FaceEmotion
+from .types import EMOTIONS, BatchResults, Detection, FaceEmotion
 
 __version__ = "0.1.0"
 
@@ -31,6 +35,7 @@ __all__ = [
     "EMOTIONS",
     "Detection",
     "FaceEmotion",
+    "BatchResults",
     "EmotionRecognizer",
     "FacePreprocessor",
     "build_backbone",
@@ -49,6 +54,10 @@ __all__ = [
     "MissingDependencyError",
     "InvalidDataError",
     "InvalidOptionError",
+    "InvalidWeightsError",
+    "WeightsNotFoundError",
+    "DeviceUnavailableError",
+    "EmotionKitWarning",
     "__version__",
 ]
 

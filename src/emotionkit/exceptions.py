@@ -26,6 +26,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidWeightsError",
     "WeightsNotFoundError",
+    "DeviceUnavailableError",
     "EmotionKitWarning",
     "suggest",
     "one_line",
@@ -62,6 +63,10 @@ class InvalidWeightsError(EmotionKitError, ValueError):
 
 class WeightsNotFoundError(EmotionKitError, FileNotFoundError):
     """A weights file (``model.safetensors``) that does not exist."""
+
+
+class DeviceUnavailableError(EmotionKitError, RuntimeError):
+    """A torch device that does not exist here (``"cuda"`` without a GPU, ``"mps"`` off Apple silicon, a typo)."""
 
 
 class ChecksumMismatchError(InvalidWeightsError):
@@ -135,7 +140,7 @@ def one_line(exc: BaseException) -> str:
 
     Examples
     --------
-    >>> one_line(ValueError("size mismatch for fc.weight:\n  copying a param"))
+    >>> one_line(ValueError("size mismatch for fc.weight:\\n  copying a param"))
     'size mismatch for fc.weight: copying a param'
     """
     return " ".join(str(exc).split())
