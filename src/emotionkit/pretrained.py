@@ -213,7 +213,7 @@ def load_inference(
         saved.preprocessor,
         backbone_name=config["backbone"],
         backbone_config=config.get("backbone_config"),
-        labels=saved.labels,
+        labels=tuple(config.get("labels", EMOTIONS)),
         temperature=float(config.get("temperature", 1.0)),
         device=device,
         spec=model.spec,

@@ -35,7 +35,8 @@ class SavedModel:
     Parameters
     ----------
     config : dict
-        ``config.json`` (backbone name and config, labels, temperature, metadata).
+        ``config.json`` (backbone name and config, labels, temperature, metadata), validated:
+        ``labels`` is a non-empty list of names when present.
     preprocessor : FacePreprocessor
         Built from ``preprocessor.json``.
     model : torch.nn.Module
@@ -45,11 +46,6 @@ class SavedModel:
     config: dict[str, Any]
     preprocessor: FacePreprocessor
     model: nn.Module
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Class names in output order."""
-        return tuple(self.config.get("labels", EMOTIONS))
 
 
 def _read_json(path: Path) -> Any:
