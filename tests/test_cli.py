@@ -155,3 +155,72 @@ def test_models_shows_bundled_weights_metrics(fake_bundled, capsys):
     assert main(["models", "--json"]) == 0
     entry = {e["name"]: e for e in json.loads(capsys.readouterr().out)["backbones"]}["cnnbundled"]
     assert entry["distribution"] == "<runtime>" and entry["weights"][0]["card"]["publictest"]["accuracy"] == 0.25
+
+
+def test_predict_reports_good_files_and_lists_bad_ones(model_dir, fer_faces, tmp_path, capsys):
+    """`emotionkit predict a.png broken.jpg c.png`: a and c reported, broken.jpg on stderr, exit 1 (like cp)."""
+    good = []
+    for i in (0, 1):
+        good.append(tmp_path / f"{'ac'[i]}.png")
+        Image.fromarray(fer_faces[i]).save(good[-1])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(sample_image_path().read_bytes()[:2000])  # a truncated JPEG
+    names = [str(good[0]), str(broken), str(tmp_path / "missing.png"), str(good[1])]
+    args = ["predict", *names, "--model", str(model_dir), "--detector", "none", "--json"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert [r["image"] for r in report] == [str(good[0]), str(good[1])]
+    assert all(len(r["faces"]) == 1 for r in report)
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3 and "Traceback" not in captured.err
+    assert errors[0].startswith("emotionkit predict: error: Could not read") and "broken.jpg" in errors[0]
+    assert errors[1].startswith("emotionkit predict: error: Image not found") and "missing.png" in errors[1]
+    assert errors[2] == "emotionkit predict: 2 of 4 images could not be read (listed above); the other 2 are reported."
+    # Text output, and annotated images for the good ones only.
+    out_dir = tmp_path / "out"
+    assert main([*args[:-1], "--out", str(out_dir)]) == 1
+    text = capsys.readouterr().out
+    assert f"{good[0]}: 1 face" in text and f"{good[1]}: 1 face" in text and "broken" not in text
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a_annotated.png", "c_annotated.png"]
+    # Every file bad: nothing to report, exit 2.
+    assert main(["predict", str(broken), "--model", str(model_dir)]) == 2
+
+
+def test_cli_error_messages_are_one_line(model_dir, tmp_path, capsys):
+    """A multi-line message (torch's size mismatch, wrapped) still prints as one line."""
+    broken = tmp_path / "widths"
+    import shutil
+
+    shutil.copytree(model_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["backbone_config"]["widths"] = [16, 32, 64]
+    (broken / "config.json").write_text(json.dumps(config))
+    assert main(["predict", "--sample", "--model", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("emotionkit predict: error: The weights do not fit")
+
+
+def test_models_name_shows_the_whole_card(capsys):
+    assert main(["models", "cnn"]) == 0
+    text = capsys.readouterr().out
+    for fragment in ("Command: `emotionkit train", "Per-class F1", "Confusion matrix", "Calibration: temperature"):
+        assert fragment in text, fragment
+    assert "FER-2013 PublicTest" in text and "sha256 " in text
+    assert main(["models", "cnn", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["card"]["name"] == "cnn" and entry["available"] is True
+    assert main(["models", "cnnn"]) == 2
+    assert "Did you mean 'cnn'?" in capsys.readouterr().err
+
+
+def test_models_name_without_card_md_prints_the_card_fields(fake_bundled, capsys):
+    assert main(["models", "cnnbundled"]) == 0
+    text = capsys.readouterr().out
+    assert '- publictest: {"accuracy": 0.25, "macro_f1": 0.125}' in text and "cnnbundled_v1" in text
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path):
+    command = [*emotionkit_command(), "models", "cnn"]
+    result = subprocess.run(f"{' '.join(command)} | head -1", shell=True, capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("# `cnn`") and "Traceback" not in result.stderr, result.stderr

@@ -289,3 +289,43 @@ def test_split_seed_keeps_validation_and_warm_restart_refuses_another_split(cli_
         main([*base, "--out", str(tmp_path / "warm"), "--seed", "1", "--split-seed", "0", "--init-from", str(cli_run)])
         == 0
     )
+
+
+def _train_args(small_csv, out, *extra):
+    return ["train", "--data", str(small_csv), "--out", str(out), "--epochs", "1", "--batch-size", "32",
+            "--config", json.dumps(SMALL), "--drop-duplicates", "--augment-copies", "1", "--tta", "--no-progress",
+            *extra]  # fmt: skip
+
+
+def test_train_refuses_to_overwrite_a_run_without_overwrite(cli_run, small_csv, tmp_path, capsys):
+    run = shutil.copytree(cli_run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(_train_args(small_csv, run, "--seed", "3")) == 2
+    error = capsys.readouterr().err
+    assert (
+        "already holds a run (config.json, checkpoint.pt)" in error and "--resume" in error and "--overwrite" in error
+    )
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
+    assert main(_train_args(small_csv, run, "--resume", "--overwrite")) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert main(_train_args(small_csv, run, "--seed", "3", "--overwrite", "--no-report")) == 0
+    assert json.loads((run / "train_config.json").read_text())["seed"] == 3
+    assert not (run / "report.json").exists()  # the old run's report is not left beside the new model
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [(["--limit", "250"], "limit: None -> 250"), (["--val-fraction", "0.2"], "val_fraction: 0.1 -> 0.2")],
+)
+def test_resume_with_changed_data_options_is_refused(cli_run, small_csv, tmp_path, capsys, change, key):
+    run = shutil.copytree(cli_run, tmp_path / "run")
+    before = (run / "data.json").read_text()
+    capsys.readouterr()
+    assert main(_train_args(small_csv, run, "--resume", "--epochs", "2", *change)) == 2
+    error = capsys.readouterr().err
+    assert "Cannot resume" in error and "on other data than it was started with" in error
+    assert key in error
+    assert (run / "data.json").read_text() == before
+    # The same data options resume (nothing left to train at --epochs 1).
+    assert main(_train_args(small_csv, run, "--resume", "--no-report")) == 0

@@ -195,3 +195,105 @@ def test_sample_image_path_is_inside_the_package():
     path = sample_image_path()
     assert path.is_file() and path.parent.name == "assets"
     assert Path(__import__("emotionkit").__file__).parent in path.parents
+
+
+@pytest.mark.parametrize("url", ["https://example.com/face.jpg", "http://example.com/a.png", "s3://bucket/face.jpg"])
+def test_url_strings_say_urls_are_not_fetched(url):
+    with pytest.raises(InvalidImageError) as excinfo:
+        load_image(url)
+    _assert_clear(excinfo, ValueError, repr(url), "never downloads", "Download it first")
+
+
+def _frames_of(sample_photo):
+    photo = Image.open(sample_photo).convert("RGB").resize((64, 64))
+    return [photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT), photo.rotate(90)]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_animated_gif_and_multipage_tiff_warn_that_only_frame_0_is_read(tmp_path, sample_photo, fmt):
+    from emotionkit.exceptions import EmotionKitWarning
+
+    frames = _frames_of(sample_photo)
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.warns(EmotionKitWarning, match=r"holds 3 frames .* only frame 0 is read"):
+        image = load_image(path)
+    with Image.open(path) as im:
+        np.testing.assert_array_equal(image, np.asarray(im.convert("RGB")))  # frame 0
+    with Image.open(path) as im:
+        im.seek(2)
+        with pytest.warns(EmotionKitWarning, match="only frame 2 is read"):
+            load_image(im)
+
+
+def test_single_frame_gif_does_not_warn(tmp_path, sample_photo):
+    import warnings
+
+    path = tmp_path / "still.gif"
+    _frames_of(sample_photo)[0].save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image(path).shape == (64, 64, 3)
+
+
+# Prefixes that take the bytes past format detection into each decoder.
+_HEADERS = [
+    b"",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"RIFF\0\0\0\0WEBP",
+]
+
+
+def _real_prefixes() -> list[bytes]:
+    import io
+
+    photo = Image.open(sample_image_path()).convert("RGB").resize((16, 16))
+    out = []
+    for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"):
+        buf = io.BytesIO()
+        photo.save(buf, format=fmt)
+        out.append(buf.getvalue())
+    return out
+
+
+_REAL = _real_prefixes()
+
+
+def _check_any_bytes(tmp_path, data: bytes) -> None:
+    import time
+
+    path = tmp_path / "fuzz.img"
+    path.write_bytes(data)
+    start = time.perf_counter()
+    try:
+        image = load_image(path)
+    except EmotionKitError:
+        pass
+    else:
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    assert time.perf_counter() - start < 2.0
+
+
+def test_any_bytes_give_an_image_or_an_emotionkit_error(tmp_path):
+    """Random bytes, known headers followed by noise, and real files cut or with bytes flipped."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    headers = st.sampled_from(_HEADERS)
+    noise = st.binary(max_size=2048)
+    damaged = st.tuples(st.sampled_from(_REAL), st.integers(0, 10_000), st.binary(min_size=1, max_size=8)).map(
+        lambda t: t[0][: t[1] % len(t[0])] + t[2] + t[0][t[1] % len(t[0]) + len(t[2]) :]
+    )
+    cut = st.tuples(st.sampled_from(_REAL), st.integers(0, 10_000)).map(lambda t: t[0][: t[1] % len(t[0])])
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(st.tuples(headers, noise).map(b"".join), damaged, cut))
+    def check(data: bytes) -> None:
+        _check_any_bytes(tmp_path, data)
+
+    check()

@@ -286,3 +286,25 @@ def test_imagenet_init_fails_fast_offline(monkeypatch, tmp_path):
     assert isinstance(info.value, ImportError) and "Hugging Face Hub" in str(info.value)
     with pytest.raises(IncompatibleComponentsError, match="'cnn' has none. Use init='scratch'"):
         Trainer(TrainConfig(backbone="cnn", init="imagenet"), tmp_path, log=quiet)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "foreign"])
+def test_damaged_checkpoint_on_resume_is_a_clear_error(full_run, parts, tmp_path, how):
+    from emotionkit.exceptions import InvalidWeightsError
+
+    run = tmp_path / "run"
+    shutil.copytree(full_run[0], run)
+    ckpt = run / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    if how == "truncated":
+        ckpt.write_bytes(data[: len(data) // 3])
+    elif how == "empty":
+        ckpt.write_bytes(b"")
+    else:
+        torch.save({"epoch": 3}, ckpt)  # a loadable file, but not one of ours
+    trainer = Trainer(TrainConfig(**BASE, epochs=3), run, log=quiet)
+    with pytest.raises(InvalidWeightsError) as excinfo:
+        trainer.fit(*parts, resume=True)
+    message = str(excinfo.value)
+    assert isinstance(excinfo.value, ValueError) and str(ckpt) in message
+    assert "truncated or not an emotionkit checkpoint" in message and "Delete it" in message and "\n" not in message

@@ -422,7 +422,7 @@ def test_cli_writes_video_timelines_and_plot(model_dir, videos, tmp_path, capsys
     assert _video_cli(argv) == 0
     printed = capsys.readouterr()
     assert "20 frames" in printed.out and "frames/s" in printed.out and "every 4 frames" in printed.out
-    assert "frame" in printed.err  # the tqdm progress bar
+    assert "frame/s]" not in printed.err  # stderr is not a terminal: no progress bar (tqdm's disable=None), as train
     assert all(p.stat().st_size > 0 for p in outs.values())
     assert len(read_timeline(outs["t.csv"])) == len(read_timeline(outs["t.json"])) >= 36
     assert VideoReader(outs["annotated.mp4"]).frame_count == 20
@@ -537,3 +537,18 @@ def test_cli_entry_point_reports_user_errors_in_one_line(tmp_path, capsys):
     assert main(["video", str(tmp_path / "missing.mp4"), "--timeline", str(tmp_path / "t.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emotionkit video: error: Video not found") and "missing.mp4" in err and "\n" not in err
+
+
+def test_min_hits_defaults_to_1_with_every_so_a_new_face_is_shown_at_its_first_detection(recognizer, tmp_path):
+    """A face that enters at frame 8: with --every 4 it is shown from frame 8, not hidden until frame 12."""
+    frames = [np.zeros((SIZE[1], SIZE[0], 3), np.uint8)] * 8 + list(one_face_frames(12))
+    path = write_video(tmp_path / "enters.mp4", iter(frames))
+
+    def first_face(**options) -> int:
+        with VideoStream(recognizer, path, **options) as stream:
+            return min(r.index for r in stream if r.faces)
+
+    assert first_face(every=4) == 8
+    assert first_face(every=4, min_hits=2) == 12  # the old default hid it for one more detection pass
+    assert first_face(every=1) == 9  # every frame: the second detection confirms it
+    assert VideoStream(recognizer, path, every=1).tracker.min_hits == 2

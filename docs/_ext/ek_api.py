@@ -38,6 +38,8 @@ PUBLIC_MODULES = [
     "emotionkit.registry",
     "emotionkit.interfaces",
     "emotionkit.weights",
+    "emotionkit.saved_model",
+    "emotionkit.devices",
     "emotionkit.detectors",
     "emotionkit.backbones",
     "emotionkit.explainers",

@@ -12,24 +12,29 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .exceptions import (
     ChecksumMismatchError,
+    DeviceUnavailableError,
     EmotionKitError,
+    EmotionKitWarning,
     ImageNotFoundError,
     IncompatibleComponentsError,
     InvalidDataError,
     InvalidImageError,
     InvalidOptionError,
+    InvalidWeightsError,
     MissingDependencyError,
     NoBundledWeightsError,
     PluginLoadError,
     UnknownModelError,
     UnknownPluginError,
+    WeightsNotFoundError,
 )
-from .types import EMOTIONS, Detection, FaceEmotion
+from .types import EMOTIONS, BatchResults, Detection, FaceEmotion
 
 __all__ = [
     "EMOTIONS",
     "Detection",
     "FaceEmotion",
+    "BatchResults",
     "EmotionRecognizer",
     "FacePreprocessor",
     "build_backbone",
@@ -48,6 +53,10 @@ __all__ = [
     "MissingDependencyError",
     "InvalidDataError",
     "InvalidOptionError",
+    "InvalidWeightsError",
+    "WeightsNotFoundError",
+    "DeviceUnavailableError",
+    "EmotionKitWarning",
     "__version__",
 ]
 

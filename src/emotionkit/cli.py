@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from .exceptions import EmotionKitError
+from .exceptions import EmotionKitError, one_line
 
 __all__ = ["main", "COMMANDS"]
 
@@ -42,13 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 for bad input, with a one-line message)."""
+    """Run the command line; return the exit status (2 for bad input, with a one-line message; 130 on Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except EmotionKitError as exc:
-        print(f"emotionkit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"emotionkit {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"emotionkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `emotionkit models cnn | head`: the reader left; no traceback
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python would flush into it again
+        except (OSError, ValueError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,12 @@ __all__ = [
     "MissingDependencyError",
     "InvalidDataError",
     "InvalidOptionError",
+    "InvalidWeightsError",
+    "WeightsNotFoundError",
+    "DeviceUnavailableError",
+    "EmotionKitWarning",
     "suggest",
+    "one_line",
 ]
 
 
@@ -52,7 +57,19 @@ class PluginLoadError(EmotionKitError, ImportError):
     """A registered plugin whose module failed to import or whose object is invalid."""
 
 
-class ChecksumMismatchError(EmotionKitError, ValueError):
+class InvalidWeightsError(EmotionKitError, ValueError):
+    """A weights or checkpoint file that cannot be used: empty, truncated, foreign, or shaped for another config."""
+
+
+class WeightsNotFoundError(EmotionKitError, FileNotFoundError):
+    """A weights file (``model.safetensors``) that does not exist."""
+
+
+class DeviceUnavailableError(EmotionKitError, RuntimeError):
+    """A torch device that does not exist here (``"cuda"`` without a GPU, ``"mps"`` off Apple silicon, a typo)."""
+
+
+class ChecksumMismatchError(InvalidWeightsError):
     """A weights file whose sha256 does not match the one its spec records."""
 
 
@@ -74,6 +91,14 @@ class InvalidDataError(EmotionKitError, ValueError):
 
 class InvalidOptionError(EmotionKitError, TypeError):
     """An option (keyword argument) that a component does not take."""
+
+
+class EmotionKitWarning(UserWarning):
+    """Something emotionkit did that may not be what was meant (only the first frame read, unverified weights, ...).
+
+    Filter them all with ``warnings.simplefilter("ignore", EmotionKitWarning)``, or turn them into
+    errors with ``"error"``.
+    """
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
@@ -98,3 +123,24 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an error's message on one line (runs of whitespace, newlines included, become one space).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+
+    Returns
+    -------
+    str
+        Its message, for a one-line command-line report.
+
+    Examples
+    --------
+    >>> one_line(ValueError("size mismatch for fc.weight:\\n  copying a param"))
+    'size mismatch for fc.weight: copying a param'
+    """
+    return " ".join(str(exc).split())

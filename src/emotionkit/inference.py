@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .devices import resolve_device
 from .exceptions import IncompatibleComponentsError
 from .types import EMOTIONS
 
@@ -91,7 +92,7 @@ class TorchRuntime:
     name = "torch"
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = None) -> None:
-        self.device = torch.device(device or "cpu")
+        self.device = resolve_device(device)  # "cuda" without a GPU: DeviceUnavailableError listing what there is
         #: Whether inputs are converted to ``torch.channels_last`` (CPU convnets, where it is faster).
         self.channels_last = self.device.type == "cpu" and _uses_convolutions(model)
         self._folded: tuple[tuple[tuple[int, int], ...], nn.Module] | None = None

@@ -9,13 +9,15 @@ received, what is allowed and what to do.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from .exceptions import ImageNotFoundError, InvalidImageError
+from .exceptions import EmotionKitWarning, ImageNotFoundError, InvalidImageError
 
 __all__ = ["ImageInput", "ImageTooLargeError", "load_image", "to_uint8_rgb", "to_float01", "sample_image_path"]
 
@@ -26,6 +28,9 @@ ImageInput = str | os.PathLike | Image.Image | np.ndarray
 class ImageTooLargeError(InvalidImageError, Image.DecompressionBombError):
     """A file over Pillow's decompression-bomb limit; also a ``PIL.Image.DecompressionBombError``."""
 
+
+#: ``scheme://`` at the start of a string: a URL, which is never fetched.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 _ALLOWED = "a path to an image file, a PIL.Image, or an ndarray of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
 
@@ -48,6 +53,11 @@ def sample_image_path() -> Path:
 
 def _open_path(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
+    if isinstance(path, str) and _URL.match(path) and not p.exists():
+        raise InvalidImageError(
+            f"Received the URL {path!r}: emotionkit reads local files only and never downloads. "
+            "Download it first (e.g. urllib.request.urlretrieve(url, 'face.jpg')) and pass the file's path."
+        )
     if not p.exists():
         raise ImageNotFoundError(
             f"Image not found: {str(p)!r}. Check the path (the working directory is {os.getcwd()!r})."
@@ -59,16 +69,38 @@ def _open_path(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(p) as im:
             im.load()
-            return _pil_to_array(im)
+            frames = _frames(im)
+            array = _pil_to_array(im)
     except Image.DecompressionBombError as exc:  # the guard stays on; the error says what to do
         raise ImageTooLargeError(
             f"Refusing to decode {str(p)!r}: {exc} If you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS first."
         ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except InvalidImageError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError...
         raise InvalidImageError(
             f"Could not read {str(p)!r} as an image ({type(exc).__name__}: {exc}). "
             "Allowed: files Pillow can decode (JPEG, PNG, BMP, TIFF, WebP, ...); the file may be truncated or not an image."
         ) from exc
+    _warn_if_multiframe(frames, repr(str(p)))  # outside the try: a warnings filter "error" must raise it as it is
+    return array
+
+
+def _frames(im: Image.Image) -> tuple[int, int]:
+    """``(number of frames, index of the current one)``; ``(1, 0)`` for a still image."""
+    return int(getattr(im, "n_frames", 1) or 1), int(im.tell())
+
+
+def _warn_if_multiframe(frames: tuple[int, int], name: str, stacklevel: int = 4) -> None:
+    count, index = frames
+    if count > 1:
+        warnings.warn(
+            f"{name} holds {count} frames (an animated GIF, multi-page TIFF, ...); only frame {index} is read. "
+            "For every frame, iterate PIL.ImageSequence.Iterator(image) and pass each frame, or convert the "
+            "animation to a video for `emotionkit video`.",
+            EmotionKitWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def _pil_to_array(im: Image.Image) -> np.ndarray:
@@ -209,7 +241,12 @@ def load_image(image: ImageInput) -> np.ndarray:
     ImageNotFoundError
         A path that does not exist (also a ``FileNotFoundError``).
     InvalidImageError
-        Anything that is not a readable image (also a ``ValueError``).
+        Anything that is not a readable image (also a ``ValueError``), and URLs: nothing is downloaded.
+
+    Warns
+    -----
+    EmotionKitWarning
+        An animated GIF or multi-page TIFF: only its current frame (the first, for a file) is read.
 
     Examples
     --------
@@ -220,9 +257,12 @@ def load_image(image: ImageInput) -> np.ndarray:
         return _open_path(image)
     if isinstance(image, Image.Image):
         try:
-            return _pil_to_array(image)
-        except OSError as exc:
+            frames = _frames(image)
+            array = _pil_to_array(image)
+        except Exception as exc:
             raise InvalidImageError(f"Could not decode the PIL image ({exc}); it may be truncated.") from exc
+        _warn_if_multiframe(frames, "The PIL image", stacklevel=3)
+        return array
     if isinstance(image, np.ndarray):
         return to_uint8_rgb(image)
     raise InvalidImageError(f"Received {type(image).__name__}. Allowed: {_ALLOWED}.")

@@ -193,14 +193,17 @@ class FacePreprocessor:
         out = roi_align_window(image, boxes, self.size, sampling_ratio=-1, convert=to_float)  # type: ignore[arg-type]
         return self._to_model_input(out.clamp_(0.0, 1.0))
 
-    def faces(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def faces(self, faces: np.ndarray | torch.Tensor, *, upscale: bool = True) -> torch.Tensor:
         """Prepare pre-cropped faces (FER-2013 style crops).
 
         Parameters
         ----------
         faces : numpy.ndarray or torch.Tensor
-            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}; uint8, uint16, or
-            float in [0, 1]. Faces are resized to :attr:`size` (antialiased) when needed.
+            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}, or one face ``(H, W, C)``
+            (a 3-D array whose last axis is 1, 3 or 4: no face is that narrow); uint8, uint16,
+            or float in [0, 1]. Faces are resized to :attr:`size` (antialiased) when needed.
+        upscale : bool, default True
+            Whether faces smaller than :attr:`size` may be enlarged; ``False`` refuses them.
 
         Returns
         -------
@@ -210,7 +213,8 @@ class FacePreprocessor:
         Raises
         ------
         InvalidImageError
-            Wrong number of dimensions or channels, empty input, bad values.
+            Wrong number of dimensions or channels, empty input, bad values; faces smaller
+            than :attr:`size` with ``upscale=False``.
         """
         if isinstance(faces, torch.Tensor):
             faces = faces.detach().cpu().numpy()
@@ -218,16 +222,25 @@ class FacePreprocessor:
             raise InvalidImageError(
                 f"Expected faces as an ndarray of shape (N, H, W) or (N, H, W, C), got {type(faces).__name__}."
             )
-        if faces.ndim == 3:
-            faces = faces[..., None]
+        received = faces.shape
+        if faces.ndim == 3:  # (H, W, C): one face with a channel axis; else (N, H, W): gray faces
+            faces = faces[None] if faces.shape[-1] in (1, 3, 4) else faces[..., None]
         if faces.ndim != 4 or faces.shape[-1] not in (1, 3, 4):
             raise InvalidImageError(
-                f"Received faces of shape {faces.shape}. Allowed: (N, H, W) or (N, H, W, C) with C in 1, 3, 4 "
-                "(channels last). For a single face add a leading axis: faces[None]."
+                f"Received faces of shape {received}. Allowed: (N, H, W) or (N, H, W, C) with C in 1, 3, 4 "
+                "(channels last), or one face (H, W, C). For a single gray face add a leading axis: faces[None]."
             )
         if 0 in faces.shape:
             raise InvalidImageError(
                 f"Received an empty batch of faces of shape {faces.shape}; N, H and W must be >= 1."
+            )
+        h, w = faces.shape[1:3]
+        size_h, size_w = self.size  # type: ignore[misc]  # a pair after __post_init__
+        if not upscale and (h < size_h or w < size_w):
+            raise InvalidImageError(
+                f"Received faces of {h}x{w} pixels (shape {received}), smaller than the model's "
+                f"{size_h}x{size_w} input: enlarging crops this small gives answers that mean little. "
+                f"Pass crops of at least {size_h}x{size_w}, or upscale=True to resize them anyway."
             )
         x = torch.from_numpy(to_float01(faces)[..., :3]).permute(0, 3, 1, 2)
         if x.shape[1] == 3 and self.channels == 1:

@@ -26,8 +26,9 @@ from torch import nn
 from .exceptions import InvalidOptionError, NoBundledWeightsError, UnknownModelError, suggest
 from .inference import InferenceModel
 from .interfaces import BackboneSpec, FaceDetector
-from .preprocessing import FacePreprocessor
 from .registry import list_plugins, load_plugin
+from .saved_model import FORMAT, read_model_directory
+from .saved_model import read_config as read_config_file
 from .types import EMOTIONS
 from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, WeightsSpec, load_weights, save_weights
 
@@ -47,7 +48,6 @@ __all__ = [
 #: The model ``from_pretrained()`` loads when no name is given.
 DEFAULT_MODEL = "cnn"
 #: The ``format`` of a model directory's ``config.json``.
-FORMAT = "emotionkit/1"
 
 
 def build_backbone(
@@ -118,14 +118,10 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     ------
     UnknownModelError
         The file is not an emotionkit model config.
+    InvalidWeightsError
+        Missing, not JSON, or with fields of the wrong type.
     """
-    path = Path(directory) / CONFIG_NAME
-    config: dict[str, Any] = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise UnknownModelError(
-            f"{str(path)!r} is not an emotionkit model config (format {config.get('format')!r}, expected {FORMAT!r})."
-        )
-    return config
+    return read_config_file(Path(directory) / CONFIG_NAME)
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,18 +268,30 @@ def load_inference(model: PretrainedModel, *, device: str | torch.device | None 
 
     Raises
     ------
+    UnknownModelError
+        ``config.json`` is not an emotionkit model config.
     UnknownPluginError
         ``config.json`` names a backbone that is not registered.
-    ChecksumMismatchError
-        The weights file does not match its recorded sha256.
+    InvalidWeightsError
+        A damaged directory: a file missing, cut or not JSON, weights empty, foreign or shaped for
+        another config (:class:`~emotionkit.exceptions.ChecksumMismatchError`: not matching their sha256).
+    WeightsNotFoundError
+        No ``model.safetensors``.
+
+    Warns
+    -----
+    EmotionKitWarning
+        ``config.json`` records no ``weights_sha256`` (and the model is not bundled): the weights load unverified.
     """
-    preprocessor = FacePreprocessor.from_dict(model.preprocessor_config())
     spec = model.backbone_spec()
-    backbone = build_backbone(spec, model.config.get("backbone_config"), num_classes=len(model.labels))
-    backbone.load_state_dict(model.state_dict())
+
+    def build(config: dict[str, Any]) -> nn.Module:
+        return build_backbone(spec, config.get("backbone_config"), num_classes=len(model.labels))
+
+    saved = read_model_directory(model.path, model.sha256, build=build)  # damaged files: an EmotionKitError
     core = InferenceModel(
-        backbone,
-        preprocessor,
+        saved.model,
+        saved.preprocessor,
         backbone_name=model.config["backbone"],
         backbone_config=model.config.get("backbone_config"),
         labels=model.labels,

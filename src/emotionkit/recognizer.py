@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -10,17 +11,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from . import pretrained
 from .detectors.passthrough import WholeImageDetector
+from .exceptions import EmotionKitError, EmotionKitWarning, InvalidImageError, InvalidOptionError
 from .explainers import checked_explainer, explain_tensor
 from .inference import InferenceModel
 from .interfaces import FaceDetector
 from .io import ImageInput, load_image
 from .preprocessing import FacePreprocessor
 from .pretrained import DEFAULT_MODEL, build_backbone, bundled_models
-from .types import EMOTIONS, Detection, FaceEmotion
+from .types import EMOTIONS, BatchResults, Detection, FaceEmotion
 
 if TYPE_CHECKING:  # pragma: no cover
     from .video.smoothing import Smoother
@@ -236,14 +239,17 @@ class EmotionRecognizer:
         """
         return self.inference.logits(x)
 
-    def predict_proba(self, faces: np.ndarray | torch.Tensor) -> np.ndarray:
+    def predict_proba(self, faces: np.ndarray | torch.Tensor, *, upscale: bool = False) -> np.ndarray:
         """Classify pre-cropped faces.
 
         Parameters
         ----------
         faces : numpy.ndarray or torch.Tensor
-            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}; uint8, uint16 or
-            float in [0, 1]. Resized to the model's input size when needed.
+            ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}, or one face ``(H, W, C)``;
+            uint8, uint16 or float in [0, 1]. Larger faces are resized to the model's input size.
+        upscale : bool, default False
+            Also enlarge faces smaller than the model's input (:attr:`preprocessor` ``.size``);
+            by default they are refused, since answers on a few pixels mean little.
 
         Returns
         -------
@@ -253,9 +259,15 @@ class EmotionRecognizer:
         Raises
         ------
         InvalidImageError
-            Wrong shape, channels or values.
+            Wrong shape, channels or values; faces smaller than the model's input without ``upscale``.
+
+        Examples
+        --------
+        >>> rec = EmotionRecognizer.from_pretrained("cnn", detector="none")
+        >>> rec.predict_proba(np.zeros((48, 48, 1), np.uint8)).shape  # one face, channels last
+        (1, 7)
         """
-        return self.inference.probabilities(self.preprocessor.faces(faces))
+        return self.inference.probabilities(self.preprocessor.faces(faces, upscale=upscale))
 
     def _results(self, detections: Sequence[Detection], probs: np.ndarray) -> list[FaceEmotion]:
         out = []
@@ -293,28 +305,94 @@ class EmotionRecognizer:
         """
         return self.predict_batch([image])[0]
 
-    def predict_batch(self, images: Sequence[ImageInput]) -> list[list[FaceEmotion]]:
+    def predict_batch(
+        self, images: Sequence[ImageInput], *, errors: Literal["raise", "skip"] = "raise"
+    ) -> BatchResults:
         """Run :meth:`predict` on many images: batched detection, one classifier pass for all faces.
 
         Parameters
         ----------
         images : sequence
-            Anything :meth:`predict` accepts, one per image.
+            Anything :meth:`predict` accepts, one per image (a list or tuple, never one path or array).
+        errors : {"raise", "skip"}, default "raise"
+            What an image that cannot be read does: ``"raise"`` its error (nothing is returned);
+            ``"skip"`` gives it an empty list and records the error in the result's ``errors``,
+            so the other images' results are kept.
 
         Returns
         -------
-        list of list of FaceEmotion
-            One list per image, in input order.
+        BatchResults
+            A list with one list of faces per image, in input order; ``.errors`` maps the index
+            of each skipped image to its error.
+
+        Raises
+        ------
+        InvalidImageError
+            ``images`` is one path, PIL image or array rather than a sequence of them; with
+            ``errors="raise"``, an image that is not valid.
+        ImageNotFoundError
+            With ``errors="raise"``, a missing path.
+
+        Warns
+        -----
+        EmotionKitWarning
+            No face found in an image no larger than twice the model's input: it is probably a
+            face crop already, which ``detector="none"`` (or :meth:`predict_proba`) classifies.
+
+        Examples
+        --------
+        >>> from emotionkit.io import sample_image_path
+        >>> rec = EmotionRecognizer.from_pretrained("cnn")
+        >>> batch = rec.predict_batch([sample_image_path(), "missing.jpg"], errors="skip")
+        >>> [len(faces) for faces in batch], sorted(batch.errors)
+        ([1, 0], [1])
         """
-        arrays = [load_image(im) for im in images]
+        if isinstance(images, (str, bytes, os.PathLike, np.ndarray, Image.Image)) or not isinstance(images, Sequence):
+            what = f"the array of shape {images.shape}" if isinstance(images, np.ndarray) else repr(images)
+            raise InvalidImageError(
+                f"predict_batch takes a sequence (list, tuple) of images, got one {type(images).__name__}: "
+                f"{what[:120]}. Use predict(image) for one image, or predict_batch([image]); for a batch of "
+                "face crops in one array use predict_proba."
+            )
+        if errors not in ("raise", "skip"):
+            raise InvalidOptionError(f"errors must be 'raise' or 'skip', got {errors!r}.")
+        arrays: list[np.ndarray] = []
+        failed: dict[int, Exception] = {}
+        for i, image in enumerate(images):
+            try:
+                arrays.append(load_image(image))
+            except EmotionKitError as exc:
+                if errors == "raise":
+                    raise
+                failed[i] = exc
         detections = self.face_detector.detect_batch(arrays)
+        self._warn_if_crops(arrays, detections)
         crops = [self.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
         counts = [len(d) for d in detections]
-        if sum(counts) == 0:
-            return [[] for _ in arrays]
-        probs = self.inference.probabilities(torch.cat(crops))
-        ends = np.cumsum(counts).tolist()
-        return [self._results(dets, probs[end - n : end]) for dets, n, end in zip(detections, counts, ends)]
+        results: list[list[FaceEmotion]] = [[] for _ in arrays]
+        if sum(counts):
+            probs = self.inference.probabilities(torch.cat(crops))
+            ends = np.cumsum(counts).tolist()
+            results = [self._results(dets, probs[end - n : end]) for dets, n, end in zip(detections, counts, ends)]
+        good = iter(results)
+        return BatchResults([[] if i in failed else next(good) for i in range(len(images))], failed)
+
+    def _warn_if_crops(self, arrays: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]) -> None:
+        """Warn once per call when the detector found nothing in images the size of a face crop."""
+        if self.detector is None:
+            return
+        size_h, size_w = self.preprocessor.size  # type: ignore[misc]  # a pair after __post_init__
+        limit = 2 * max(size_h, size_w)
+        small = [a.shape[:2] for a, d in zip(arrays, detections) if not d and max(a.shape[:2]) <= limit]
+        if small:
+            h, w = small[0]
+            warnings.warn(
+                f"No face found in {len(small)} image(s) no larger than twice the model's "
+                f"{size_h}x{size_w} input (e.g. {h}x{w}). If they are face "
+                "crops already, classify them without detection: detector='none' (--detector none), or predict_proba.",
+                EmotionKitWarning,
+                stacklevel=4,
+            )
 
     def explain(
         self, image: ImageInput, target: str | None = None, method: str = "gradcam", **options: Any
@@ -376,7 +454,7 @@ class EmotionRecognizer:
         window: int = 8,
         iou_threshold: float = 0.3,
         max_age: int | None = None,
-        min_hits: int = 2,
+        min_hits: int | None = None,
         max_frames: int | None = None,
         camera_options: dict[str, str] | None = None,
     ) -> VideoStream:
@@ -401,6 +479,8 @@ class EmotionRecognizer:
             Frames averaged by ``"window"``.
         iou_threshold, max_age, min_hits
             Tracker settings, see :class:`~emotionkit.video.IoUTracker` (``max_age`` defaults to ``max(30, 3 * every)``).
+            ``min_hits`` (default 2, or 1 with ``every > 1``) detections confirm a new face: it is shown from
+            that detection on (earlier frames are not back-filled), and faces detected fewer times are dropped.
         max_frames : int, optional
             Stop after this many frames.
         camera_options : mapping of str to str, optional

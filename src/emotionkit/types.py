@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["EMOTIONS", "Detection", "FaceEmotion"]
+__all__ = ["EMOTIONS", "Detection", "FaceEmotion", "BatchResults"]
 
 #: The canonical class order of every emotionkit model (FER-2013's label order).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -104,3 +104,34 @@ class FaceEmotion:
         out["label"] = self.label
         out["scores"] = {k: round(float(v), 6) for k, v in self.scores.items()}
         return out
+
+
+class BatchResults(list[list[FaceEmotion]]):
+    """What :meth:`~emotionkit.EmotionRecognizer.predict_batch` returns: a list with one list of faces per image.
+
+    Always in input order and as long as the input. With ``errors="skip"``, an image that
+    could not be read has an empty list here and its error in :attr:`errors`.
+
+    Parameters
+    ----------
+    results : iterable of list of FaceEmotion
+        One list per image.
+    errors : mapping of int to Exception, optional
+        Input index of each skipped image, and why it was skipped.
+
+    Examples
+    --------
+    >>> batch = BatchResults([[], []], {1: ValueError("truncated")})
+    >>> len(batch), batch.ok
+    (2, [True, False])
+    """
+
+    def __init__(self, results: Iterable[list[FaceEmotion]] = (), errors: Mapping[int, Exception] | None = None):
+        super().__init__(results)
+        #: Input index of each image skipped with ``errors="skip"``, and its error; empty otherwise.
+        self.errors: dict[int, Exception] = dict(errors or {})
+
+    @property
+    def ok(self) -> list[bool]:
+        """Per image: whether it was read (``False`` for the ones in :attr:`errors`)."""
+        return [i not in self.errors for i in range(len(self))]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ChecksumMismatchError, ImageNotFoundError
+from .exceptions import ChecksumMismatchError, InvalidWeightsError, WeightsNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -78,16 +79,18 @@ def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch
 
     Raises
     ------
-    ImageNotFoundError
+    WeightsNotFoundError
         The file does not exist (also a ``FileNotFoundError``).
     ChecksumMismatchError
-        The file's sha256 differs from ``sha256`` (also a ``ValueError``).
+        The file's sha256 differs from ``sha256`` (an :class:`InvalidWeightsError`, also a ``ValueError``).
+    InvalidWeightsError
+        The file is empty, truncated or not safetensors.
     """
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
-        raise ImageNotFoundError(f"Weights file not found: {str(path)!r}. Check the path, or re-save the model.")
+        raise WeightsNotFoundError(f"Weights file not found: {str(path)!r}. Check the path, or re-save the model.")
     if sha256 is not None:
         actual = sha256sum(path)
         if actual != sha256.lower():
@@ -95,7 +98,15 @@ def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch
                 f"Checksum mismatch for {str(path)!r}: expected sha256 {sha256}, got {actual}. "
                 "The file is corrupt or was replaced; reinstall emotionkit or re-save the model."
             )
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises SafetensorError (and OSError) for empty, cut or foreign files
+        size = path.stat().st_size
+        raise InvalidWeightsError(
+            f"Cannot read {str(path)!r} ({size} bytes) as safetensors weights ({type(exc).__name__}: {exc}). "
+            "The file is empty, truncated or in another format; re-save the model (save_pretrained or "
+            "emotionkit train) or copy the file again."
+        ) from exc
 
 
 def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | Path, *, half: bool = False) -> str:
@@ -116,7 +127,7 @@ def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | Path, *, ha
         The sha256 of the written file.
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {}
     for key, value in state_dict.items():
@@ -124,8 +135,14 @@ def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | Path, *, ha
         if half and value.is_floating_point():
             value = value.to(torch.float16)
         tensors[key] = value
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    return sha256sum(path)
+    data = save(tensors, metadata={"format": "pt"})
+    # Written with open(), not safetensors' save_file (which creates 0600 files): the mode follows the umask
+    # (0644 under umask 022), like the config files beside it.
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,54 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="List every registered plugin with the distribution that registered it; for backbones, "
         "the bundled weights and the metrics on their model card. Broken plugins are listed with their error.",
     )
+    p.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="show the full model card of this backbone's bundled weights (training command, per-class F1, "
+        "confusion matrix, calibration) instead of the list",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
+
+
+def _show_card(name: str, as_json: bool) -> int:
+    """Print the whole card of ``name``'s bundled weights: ``card.md`` as text, or ``card.json`` with --json."""
+    from ..exceptions import NoBundledWeightsError, UnknownModelError, suggest
+    from ..registry import list_plugins, load_plugin
+
+    backbones = list_plugins("backbones")
+    if name not in backbones:
+        raise UnknownModelError(f"Unknown model {name!r}. Available: {', '.join(backbones)}.{suggest(name, backbones)}")
+    spec = load_plugin("backbones", name)
+    available = [w for w in spec.weights if w.exists()]
+    if not available:
+        raise NoBundledWeightsError(
+            f"Backbone {name!r} ships no bundled weights, so it has no model card. Models with cards: "
+            f"{', '.join(n for n in backbones if _has_weights(n)) or 'none'}."
+        )
+    if as_json:
+        print(json.dumps([_weights_entry(w) for w in available], indent=2, default=str))
+        return 0
+    for weights in available:
+        text = weights.path / "card.md"
+        if text.is_file():
+            print(text.read_text(encoding="utf-8").rstrip())
+        else:  # a third-party card without a text version: its fields, one per line
+            print(f"# {weights.name}")
+            for key, value in weights.card().items():
+                print(f"- {key}: {json.dumps(value, default=str)}")
+        print(f"\nWeights: {weights.name}, sha256 {weights.sha256}, files in {weights.path}")
+    return 0
+
+
+def _has_weights(name: str) -> bool:
+    from ..registry import load_plugin
+
+    try:
+        return any(w.exists() for w in load_plugin("backbones", name).weights)
+    except Exception:  # a broken plugin has no card to show
+        return False
 
 
 def _weights_entry(weights: Any) -> dict[str, Any]:
@@ -130,6 +176,8 @@ def _print_table(data: Mapping[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``models``."""
+    if args.name:
+        return _show_card(args.name, args.json)
     data = collect()
     if args.json:
         print(json.dumps(data, indent=2, default=str))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import InvalidImageError
+from ..exceptions import EmotionKitError, InvalidImageError, one_line
 
 #: Photos classified per batch (one detector batch per image size, one classifier pass per batch).
 CHUNK = 8
@@ -21,7 +21,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "predict",
         help="classify the facial expression of every face in one or more photos",
         description="Find every face in each IMAGE, classify its expression and print the results "
-        "(JSON with --json); with --out, also save the photo with boxes and captions drawn on it.",
+        "(JSON with --json); with --out, also save the photo with boxes and captions drawn on it. "
+        "An IMAGE that cannot be read is listed on stderr with its reason and the others are still reported; "
+        "the exit status is then 1 (2 when no IMAGE could be read or an option is wrong).",
     )
     p.add_argument(
         "images", nargs="*", metavar="IMAGE", help="photos (JPEG, PNG, ...), or face crops with --detector none"
@@ -107,12 +109,18 @@ def run(args: argparse.Namespace) -> int:
         args.model, detector=args.detector, device=args.device, detector_options=options
     )
     report: list[dict[str, Any]] = []
+    failed: list[str] = []
     notes = sys.stderr if args.json else sys.stdout
     for start in range(0, len(images), CHUNK):
-        names = images[start : start + CHUNK]
-        arrays = [load_image(name) for name in names]  # decompression bombs raise ImageTooLargeError
-        results = recognizer.predict_batch(arrays)
-        for offset, (name, array, faces) in enumerate(zip(names, arrays, results)):
+        loaded: list[tuple[int, str, Any]] = []  # (index, name, RGB array)
+        for index in range(start, min(start + CHUNK, len(images))):
+            try:  # one unreadable file (truncated, not an image, a bomb, missing) does not lose the others
+                loaded.append((index, images[index], load_image(images[index])))
+            except EmotionKitError as exc:
+                failed.append(images[index])
+                print(f"emotionkit predict: error: {one_line(exc)}", file=sys.stderr)
+        results = recognizer.predict_batch([array for _, _, array in loaded]) if loaded else []
+        for (index, name, array), faces in zip(loaded, results):
             report.append({"image": name, "faces": [face.to_dict() for face in faces]})
             if not args.json:
                 print(f"{name}: {len(faces)} face{'' if len(faces) == 1 else 's'}")
@@ -120,10 +128,19 @@ def run(args: argparse.Namespace) -> int:
                     box = ", ".join(f"{v:.0f}" for v in face.box)
                     print(f"  face {i}: {face.label} ({face.confidence:.2f}) at ({box})")
             if outputs is not None:
-                path = outputs[start + offset]
+                path = outputs[index]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 annotate(array, faces).save(path)
                 print(f"wrote {path}", file=notes)
     if args.json:
         print(json.dumps(report, indent=2))
-    return 0
+    if not failed:
+        return 0
+    if report:
+        print(
+            f"emotionkit predict: {len(failed)} of {len(images)} images could not be read (listed above); "
+            f"the other {len(report)} are reported.",
+            file=sys.stderr,
+        )
+        return 1
+    return 2

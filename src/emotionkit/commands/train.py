@@ -122,6 +122,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train into a --out that already holds a run, replacing it (without it, such a --out is refused)",
+    )
+    p.add_argument(
         "--no-bn-recalibration",
         action="store_true",
         help="keep the batch-norm statistics of training instead of re-estimating them on un-augmented training faces",
@@ -192,6 +197,84 @@ def check_same_split(
     )
 
 
+#: Files a run directory gets from ``emotionkit train``; ``--overwrite`` removes them first, so none is left stale.
+RUN_FILES = (
+    "config.json",
+    "preprocessor.json",
+    "model.safetensors",
+    "checkpoint.pt",
+    "train_config.json",
+    "history.json",
+    "data.json",
+    "data.md",
+    "report.json",
+    "report.md",
+    "confusion.png",
+    "f1.png",
+    "curves.png",
+)
+
+
+def check_out_directory(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into a directory that holds a run, unless resuming it or told to overwrite it.
+
+    Raises
+    ------
+    InvalidOptionError
+        ``out`` holds a model or a checkpoint and neither ``resume`` nor ``overwrite`` is set, or both are.
+    """
+    from ..exceptions import InvalidOptionError
+
+    if resume and overwrite:
+        raise InvalidOptionError("--resume continues the run in --out and --overwrite replaces it; give one of them.")
+    found = [name for name in ("config.json", "checkpoint.pt") if (out / name).is_file()]
+    if not found or resume:
+        return
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        return
+    raise InvalidOptionError(
+        f"--out {str(out)!r} already holds a run ({', '.join(found)}). Pass --resume to continue it, --overwrite to "
+        "replace it, or another --out."
+    )
+
+
+def check_resumed_data(out: Path, description: dict[str, Any]) -> None:
+    """Refuse ``--resume`` with data options (or data) other than those the run was started with.
+
+    Raises
+    ------
+    InvalidOptionError
+        The recorded ``data.json`` differs; the message lists each difference.
+    """
+    recorded_path = out / "data.json"
+    if not recorded_path.is_file():
+        return
+    recorded = json.loads(recorded_path.read_text())
+
+    def signature(d: dict[str, Any]) -> dict[str, Any]:
+        sig = {"split": d.get("method"), **dict(d.get("settings") or {}), **dict(d.get("folder_options") or {})}
+        sig["drop_duplicates"] = dict(d.get("duplicates") or {}).get("dropped")
+        sig["sizes"] = d.get("sizes")
+        return json.loads(json.dumps(sig))  # JSON-normal form, as data.json holds it
+
+    before, now = signature(recorded), signature(description)
+    changed = [
+        f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted(set(before) | set(now))
+        if before.get(k) != now.get(k)
+    ]
+    if changed:
+        from ..exceptions import InvalidOptionError
+
+        raise InvalidOptionError(
+            f"Cannot resume {str(out)!r} on other data than it was started with ({'; '.join(changed)}): its "
+            "validation faces and epochs would not match. Pass the data options of its data.json, or train into "
+            "another --out."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``train``."""
     from ..data.loading import load_splits
@@ -233,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
     split_seed = args.seed if args.split_seed is None else args.split_seed
     for source in (args.init_from, args.distill_from):
         check_same_split(source, args.split, split_seed, args.val_fraction, _fractions(args.fractions))
+    check_out_directory(Path(args.out), resume=args.resume, overwrite=args.overwrite)
     trainer = Trainer(config, args.out)  # builds the model first: a bad backbone or init fails before any data is read
     options = folder_options(args)
     splits = load_splits(
@@ -248,6 +332,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     table = distribution_markdown(splits.class_counts())
     description = {**splits.to_dict(), "folder_options": options}
+    if args.resume:
+        check_resumed_data(out, description)
     (out / "data.json").write_text(json.dumps(description, indent=2) + "\n")
     (out / "data.md").write_text(
         f"# Data\n\n- source: {splits.settings.get('data')}\n- split: {splits.method} {json.dumps(splits.settings)}\n"

@@ -46,6 +46,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="detect faces every N frames; carry boxes between (default: 1)",
     )
     p.add_argument(
+        "--min-hits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="detections a new face needs before it is shown (and written); its earlier frames are not back-filled "
+        "and faces detected fewer times are dropped as false positives (default: 2, or 1 with --every > 1)",
+    )
+    p.add_argument(
         "--smooth", choices=["ema", "window", "none"], default="ema", help="per-track smoothing (default: ema)"
     )
     p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame (default: 0.3)")
@@ -56,8 +64,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal, as in train)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar (same as --no-progress)")
     return p
+
+
+def _bar_disabled(args: argparse.Namespace) -> bool | None:
+    """tqdm's ``disable``: ``None`` (a bar only on a terminal) unless --progress, --no-progress or --quiet says."""
+    if args.quiet or args.progress is False:
+        return True
+    return False if args.progress else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
                     alpha=args.alpha,
                     window=args.window,
                     max_frames=args.max_frames,
+                    min_hits=args.min_hits,
                 )
             )
             writers = [stack.enter_context(TimelineWriter(path, rec.labels)) for path in timelines]
@@ -115,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 video = AnnotatedVideoWriter(args.out, fps=stream.fps)
                 stack.callback(video.close)
             bar = stack.enter_context(
-                tqdm(total=stream.frame_count, unit="frame", disable=args.quiet, dynamic_ncols=True)
+                tqdm(total=stream.frame_count, unit="frame", disable=_bar_disabled(args), dynamic_ncols=True)
             )
             frames = faces = 0
             tracks: set[int] = set()

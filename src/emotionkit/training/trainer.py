@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.fer2013 import FaceDataset
-from ..exceptions import IncompatibleComponentsError, InvalidDataError, InvalidOptionError
+from ..exceptions import IncompatibleComponentsError, InvalidDataError, InvalidOptionError, InvalidWeightsError
 from ..preprocessing import FacePreprocessor
 from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
@@ -673,7 +673,16 @@ class Trainer:
     def _load_checkpoint(
         self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator
     ) -> dict[str, Any]:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(payload, dict) or not {"backbone", "model", "state"} <= set(payload):
+                raise ValueError("not an emotionkit training checkpoint")
+        except Exception as exc:  # cut short ("PytorchStreamReader failed ..."), zeroed, or another file
+            raise InvalidWeightsError(
+                f"Cannot resume from {str(path)!r} ({path.stat().st_size} bytes): it is truncated or not an emotionkit "
+                f"checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). Delete it to train from "
+                "scratch, or restore a copy."
+            ) from exc
         if payload["backbone"] != self.config.backbone or payload["backbone_config"] != self.backbone_config:
             raise IncompatibleComponentsError(
                 f"Cannot resume: {str(path)!r} is a checkpoint of backbone {payload['backbone']!r} with config "

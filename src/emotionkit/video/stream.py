@@ -60,8 +60,12 @@ class VideoStream(Iterator[FrameResult]):
         Least IoU for a detection to continue a track.
     max_age : int, optional
         Frames a track survives unseen; default ``max(30, 3 * every)``.
-    min_hits : int, default 2
-        Detections before a new track is reported (filters one-off false detections).
+    min_hits : int, optional
+        Detections a new track needs before it is reported; default 2 with ``every=1`` (filters
+        one-off false detections), 1 with ``every > 1`` (two detection passes would hide a new
+        face for ``2 * every`` frames). A face that appears mid-video is shown from the frame of
+        its ``min_hits``-th detection (earlier frames are not back-filled); faces detected fewer
+        times are dropped. Tracks born in the first ``min_hits`` detection passes are shown at once.
     max_frames : int, optional
         Stop after this many frames (useful for cameras).
     camera_options : mapping of str to str, optional
@@ -95,7 +99,7 @@ class VideoStream(Iterator[FrameResult]):
         window: int = 8,
         iou_threshold: float = 0.3,
         max_age: int | None = None,
-        min_hits: int = 2,
+        min_hits: int | None = None,
         max_frames: int | None = None,
         camera_options: dict[str, str] | None = None,
     ) -> None:
@@ -109,7 +113,7 @@ class VideoStream(Iterator[FrameResult]):
         self.tracker = IoUTracker(
             iou_threshold=iou_threshold,
             max_age=max(30, 3 * self.every) if max_age is None else max_age,
-            min_hits=min_hits,
+            min_hits=(2 if self.every == 1 else 1) if min_hits is None else min_hits,
         )
         self.max_frames = max_frames
         self._reader = VideoReader(source, camera_options=camera_options)
