@@ -166,3 +166,20 @@ def test_any_array_gives_valid_faces_or_a_clear_error(detector, image):
         assert "Allowed" in str(exc)
         return
     assert _valid(faces, image.shape[0], image.shape[1])
+
+
+def test_onnxruntime_gives_the_same_faces(detector, photo):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import torch
+
+    fast = YuNetDetector(runtime="onnx")
+    x = torch.from_numpy(np.ascontiguousarray(photo[None, :, :, ::-1])).permute(0, 3, 1, 2).float()
+    with torch.inference_mode():
+        for ours, theirs in zip(detector._net(x), fast._net(x)):
+            torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-4)
+    for a, b in zip(detector.detect_batch([photo, photo[::2, ::2]]), fast.detect_batch([photo, photo[::2, ::2]])):
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(a[0].box, b[0].box, atol=1e-2)
+    with pytest.raises(ValueError, match="runtime"):
+        YuNetDetector(runtime="tflite")  # type: ignore[arg-type]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -71,6 +72,10 @@ class YuNetDetector:
         are mapped back to input pixels); ``None`` detects at full resolution.
     nms_iou : float, default 0.3
         Boxes overlapping a higher-scoring box by more than this IoU are suppressed.
+    runtime : {"torch", "onnx"}, default "torch"
+        What runs the network. ``"onnx"`` runs the same weights with onnxruntime
+        (``pip install "emotionkit[onnx]"``), several times faster on CPUs than torch's
+        kernels here (``benchmarks/detection_recall.py``); the results are the same.
 
     Examples
     --------
@@ -88,7 +93,10 @@ class YuNetDetector:
         min_score: float = 0.6,
         max_side: int | None = 1280,
         nms_iou: float = 0.3,
+        runtime: Literal["torch", "onnx"] = "torch",
     ) -> None:
+        if runtime not in ("torch", "onnx"):
+            raise ValueError(f"Received runtime={runtime!r}. Allowed: 'torch' or 'onnx'.")
         if min_face_size < 1 or not 0.0 <= min_score <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise ValueError(
                 f"Received min_face_size={min_face_size}, min_score={min_score}, nms_iou={nms_iou}. "
@@ -99,8 +107,16 @@ class YuNetDetector:
         self.min_score = float(min_score)
         self.max_side = None if max_side is None else int(max_side)
         self.nms_iou = float(nms_iou)
-        # Channels-last: 3x less CPU time than NCHW here, most of it in max pooling (measured in benchmarks/).
-        self._net = _load_net(_weights_path(), WEIGHTS_SHA256).to(self.device).to(memory_format=torch.channels_last)
+        self.runtime = runtime
+        net = _load_net(_weights_path(), WEIGHTS_SHA256)
+        self._net: Callable[[torch.Tensor], list[torch.Tensor]]
+        if runtime == "onnx":
+            from ._yunet_onnx import OnnxYuNet
+
+            self._net = OnnxYuNet(net)
+        else:
+            # Channels-last: 3x less CPU time than NCHW here, most of it in max pooling (measured in benchmarks/).
+            self._net = net.to(self.device).to(memory_format=torch.channels_last)
 
     def _scales(self, h: int, w: int) -> tuple[float, float]:
         """(fit, scale): ``fit`` brings the longer side within ``max_side``; ``scale`` is what the network sees."""
