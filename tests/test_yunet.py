@@ -107,7 +107,8 @@ def test_big_photos_are_detected_downscaled_and_mapped_back(detector, photo):
     assert _iou(tuple(v / 4 for v in faces[0].box), reference.box) > 0.85
     np.testing.assert_allclose(np.array(faces[0].landmarks) / 4, reference.landmarks, atol=3)
     full = YuNetDetector(max_side=None).detect(big)
-    assert len(full) == 1 and _iou(full[0].box, faces[0].box) > 0.8
+    # At full resolution the 4x-upscaled (blurred) photo also gives a weak false face (0.55) on the spacesuit.
+    assert full[0].score > 0.9 and _iou(full[0].box, faces[0].box) > 0.8
 
 
 def test_grey_and_rgba_photos_find_the_same_face(detector, photo, sample_face_box):
@@ -145,6 +146,7 @@ def test_registered_and_usable_by_name(model_dir, sample_photo, sample_face_box)
     faces = rec.predict(sample_photo)
     assert len(faces) == 1 and _iou(faces[0].detection.box, sample_face_box) > 0.75
     assert [len(r) for r in rec.predict_batch([sample_photo, np.zeros((64, 64, 3), np.uint8)])] == [1, 0]
+    assert isinstance(EmotionRecognizer.from_pretrained(model_dir).detector, YuNetDetector)  # the default
 
 
 _dtypes = st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_])
