@@ -11,13 +11,11 @@ from hypothesis.extra.numpy import arrays
 from emotionkit.detectors.yunet import YuNetDetector
 from emotionkit.exceptions import ChecksumMismatchError, InvalidImageError
 from emotionkit.io import load_image
+from emotionkit.video.tracking import iou_matrix
 
 
 def _iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(iou_matrix(np.array([a], np.float64), np.array([b], np.float64))[0, 0])
 
 
 @pytest.fixture(scope="module")

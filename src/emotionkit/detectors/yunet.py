@@ -78,8 +78,8 @@ class YuNetDetector:
         Boxes overlapping a higher-scoring box by more than this IoU are suppressed.
     runtime : {"torch", "onnx"}, default "torch"
         What runs the network. ``"onnx"`` runs the same weights with onnxruntime
-        (``pip install "emotionkit[onnx]"``), several times faster on CPUs than torch's
-        kernels here (``benchmarks/detection_recall.py``); the results are the same.
+        (``pip install "emotionkit[onnx]"``): 0.5-0.7x the CPU time of torch's kernels
+        (``benchmarks/detection_recall.py``), the same detections.
 
     Examples
     --------
