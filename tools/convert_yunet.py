@@ -143,8 +143,10 @@ def write_card(name: str, pth: Path, weights: Path, sha: str, n_params: int, onn
 - Input: BGR 0-255, sides padded to multiples of 32; outputs at strides 8, 16, 32: face score x objectness, box,
   five landmarks (eyes, nose tip, mouth corners).
 
-Recall and cost beside MTCNN: `python benchmarks/detection_recall.py --fer 1200 --detectors yunet mtcnn`
-(numbers in the README and the predict guide).
+Recall and cost beside MTCNN (numbers in the README and the predict guide):
+`python benchmarks/detection_recall.py --fer 1200 --threads 1 --configs default "yunet default" "yunet, onnxruntime"`.
+The default `min_score` (0.5) was chosen on FER-2013 Training faces:
+`python benchmarks/detection_recall.py --fer 1200 --fer-usage Training --configs "yunet, scores >= 0.3" --score-sweep 0.3 0.4 0.5 0.6 0.7 0.8 0.9`.
 """
     )
 

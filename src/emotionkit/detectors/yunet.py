@@ -19,7 +19,7 @@ from ._yunet_net import STRIDES, YuNetNet
 __all__ = ["YuNetDetector", "SPEC", "WEIGHTS_SHA256"]
 
 #: sha256 of ``assets/detectors/yunet/model.safetensors`` (written by ``tools/convert_yunet.py``).
-WEIGHTS_SHA256 = "d48fe9f9ca691f133f6dae390fc1f86897ae3affdfebfdaf35f5a263b9f52775"
+WEIGHTS_SHA256 = "84b65010fe6cf78a90a79bc34b860c0086982fe117a6d1c92a65fb1170181b94"
 #: Network input sides are padded up to a multiple of this (the coarsest stride).
 _ALIGN = STRIDES[-1]
 #: Photos are shrunk by ``_NATIVE_MIN_FACE / min_face_size`` when that is below 1: faces of ``min_face_size``
@@ -49,7 +49,7 @@ def _load_net(path: Path, sha256: str) -> YuNetNet:
 class YuNetDetector:
     """YuNet (Wu, Peng and Yu, 2023), a tiny single-shot face detector trained on WIDER FACE.
 
-    One pass of a 78k-parameter network over the whole photo finds faces of all sizes,
+    One pass of a 74k-parameter network over the whole photo finds faces of all sizes,
     with five landmarks each (eyes, nose tip, mouth corners; image-left first, like
     ``mtcnn``). The network, its priors and the decoding are emotionkit's own; the weights
     are converted from the authors' checkpoint (Apache-2.0) by ``tools/convert_yunet.py``
