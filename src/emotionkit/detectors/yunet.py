@@ -81,6 +81,15 @@ class YuNetDetector:
         (``pip install "emotionkit[onnx]"``): 0.5-0.7x the CPU time of torch's kernels
         (``benchmarks/detection_recall.py``), the same detections.
 
+    Raises
+    ------
+    ValueError
+        An option out of range, or an unknown ``runtime``.
+    ChecksumMismatchError
+        The bundled weights file does not match its sha256.
+    MissingDependencyError
+        ``runtime="onnx"`` without onnx and onnxruntime installed.
+
     Examples
     --------
     >>> from emotionkit.io import load_image, sample_image_path
