@@ -1,15 +1,18 @@
-"""Detection recall and speed of MTCNN settings on real photos with known faces.
+"""Detection recall and speed of face detector settings (MTCNN, YuNet) on real photos with known faces.
 
 Compares facenet-pytorch's own ``detect_face`` (the per-box loop emotionkit used before)
-with emotionkit's vectorised cascade under several input-scaling and pyramid settings,
-on the photos of ``benchmarks/_photos.py``. Recall is split by face size because a
-setting that skips small faces should say so.
+with emotionkit's vectorised MTCNN cascade under several input-scaling and pyramid settings,
+and the single-shot ``yunet`` detector, on the photos of ``benchmarks/_photos.py``. Recall is
+split by face size because a setting that skips small faces should say so.
 
 ``--fer N`` adds a harder and more varied set: the first N FER-2013 PublicTest faces (N
 distinct people and expressions, grayscale, tightly cropped), each resized to 30-160 px
 and pasted on a real background photo, 12 to a 960x720 canvas. A face counts as found
-when a detection overlaps its square by IoU >= 0.3 (the FER crop is looser than MTCNN's
-box). It reads FER-2013 from ``EMOTIONKIT_DATA`` (default ``../shared/data``).
+when a detection overlaps its square by IoU >= 0.5, and is also counted at IoU >= 0.3 (the FER
+crop is looser than a detector's box). It reads FER-2013 from ``EMOTIONKIT_DATA`` (default
+``../shared/data``). ``--fer-usage Training`` builds the canvases from Training faces instead,
+and ``--score-sweep`` prints found and false faces at several score thresholds: detector
+thresholds are chosen on Training faces, PublicTest only reports.
 
 Timing is CPU time of the process with one torch thread (``--threads``), which is what
 a call costs on an idle core; wall time on this shared machine is printed beside it.
@@ -18,6 +21,9 @@ Run::
 
     .venv/bin/python benchmarks/detection_recall.py --json /tmp/recall.json
     .venv/bin/python benchmarks/detection_recall.py --fer 1200 --threads 2 --configs default "cascade, facenet's settings"
+    .venv/bin/python benchmarks/detection_recall.py --fer 1200 --detectors yunet mtcnn --configs default "yunet default"
+    .venv/bin/python benchmarks/detection_recall.py --fer 1200 --fer-usage Training --configs "yunet, scores >= 0.3" \
+        --score-sweep 0.3 0.4 0.5 0.6 0.7 0.8 0.9
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _photos import Photo, _rgb, match, photos, place, source_paths  # noqa: E402
 
 from emotionkit.detectors.mtcnn import MTCNNDetector  # noqa: E402
+from emotionkit.detectors.yunet import YuNetDetector  # noqa: E402
 
 #: Settings compared; each is MTCNNDetector's defaults (min_face_size 20, thresholds .7/.7/.7, factor 0.6,
 #: max_side 1280) with these changes.
@@ -51,6 +58,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "min 40, P-Net .8": {"min_face_size": 40, "thresholds": (0.8, 0.7, 0.7)},
     "default, max_side 640": {"max_side": 640},
     "default, full resolution": {"max_side": None},
+    # YuNetDetector's defaults (min_face_size 10, min_score 0.5, max_side 1280, nms_iou 0.3) with these changes.
+    "yunet default": {"detector": "yunet"},
+    "yunet, onnxruntime": {"detector": "yunet", "runtime": "onnx"},
+    "yunet, scores >= 0.3": {"detector": "yunet", "min_score": 0.3},
+    "yunet, max_side 640": {"detector": "yunet", "max_side": 640},
+    "yunet, min 20": {"detector": "yunet", "min_face_size": 20},
+    "yunet, full resolution": {"detector": "yunet", "max_side": None},
 }
 
 
@@ -72,13 +86,13 @@ class _FacenetPath(MTCNNDetector):
         return out
 
 
-def fer_canvases(n_faces: int, seed: int = 0) -> list[Photo]:
-    """FER-2013 PublicTest faces pasted on real background photos, 12 to a 960x720 canvas (see module doc)."""
+def fer_canvases(n_faces: int, seed: int = 0, usage: str = "PublicTest") -> list[Photo]:
+    """FER-2013 faces (``usage`` split) pasted on real background photos, 12 to a 960x720 canvas (see module doc)."""
     from PIL import Image
 
     from emotionkit.data.fer2013 import fer2013_path, read_fer2013
 
-    faces = read_fer2013(fer2013_path(), usage="PublicTest", limit=n_faces).images
+    faces = read_fer2013(fer2013_path(), usage=usage, limit=n_faces).images
     src = source_paths()
     backgrounds = [_rgb(src[k]).resize((960, 720)) for k in ("coffee", "chelsea", "rocket")]
     rng = np.random.default_rng(seed)
@@ -95,19 +109,30 @@ def fer_canvases(n_faces: int, seed: int = 0) -> list[Photo]:
     return out
 
 
-def _fer_recall(det: MTCNNDetector, canvases: list[Photo]) -> dict[str, Any]:
-    """Faces found (IoU >= 0.3), split at 60 px, false detections and CPU seconds over all canvases."""
+def _fer_recall(det: Any, canvases: list[Photo], sweep: list[float] | None = None) -> dict[str, Any]:
+    """Faces found at IoU >= 0.5 and >= 0.3 (split at 60 px), false detections and CPU seconds over all canvases.
+
+    ``sweep``: also found / false at IoU >= 0.5 keeping only detections scoring at least each threshold.
+    """
     found = {"small": 0, "big": 0}
     total = {"small": 0, "big": 0}
-    false = 0
+    found_03 = false = false_03 = 0
+    swept = {t: [0, 0] for t in sweep or []}
     cpu = time.process_time()
-    for canvas in canvases:
-        boxes = [d.box for d in det.detect(canvas.image)]
+    detections = [det.detect(canvas.image) for canvas in canvases]
+    cpu = time.process_time() - cpu
+    for canvas, dets in zip(canvases, detections):
+        boxes = [d.box for d in dets]
         for face in canvas.faces:
             band = "small" if face[2] - face[0] < 60 else "big"
             total[band] += 1
-            found[band] += match([face], boxes, threshold=0.3)[0]
-        false += match(canvas.faces, boxes, threshold=0.3)[1]
+            found[band] += match([face], boxes, threshold=0.5)[0]
+        false += match(canvas.faces, boxes, threshold=0.5)[1]
+        hits, fp = match(canvas.faces, boxes, threshold=0.3)
+        found_03, false_03 = found_03 + hits, false_03 + fp
+        for t, counts in swept.items():
+            hits, fp = match(canvas.faces, [d.box for d in dets if d.score >= t], threshold=0.5)
+            counts[0], counts[1] = counts[0] + hits, counts[1] + fp
     return {
         "found": found["small"] + found["big"],
         "faces": total["small"] + total["big"],
@@ -116,7 +141,10 @@ def _fer_recall(det: MTCNNDetector, canvases: list[Photo]) -> dict[str, Any]:
         "found_ge60": found["big"],
         "faces_ge60": total["big"],
         "false": false,
-        "cpu_s": time.process_time() - cpu,
+        "found_iou03": found_03,
+        "false_iou03": false_03,
+        "score_sweep": {str(t): {"found": c[0], "false": c[1]} for t, c in swept.items()},
+        "cpu_s": cpu,
     }
 
 
@@ -137,19 +165,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="*", help="subset of config names")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--fer", type=int, default=0, metavar="N", help="also: N FER-2013 PublicTest faces on canvases")
+    parser.add_argument("--fer-usage", default="PublicTest", choices=["PublicTest", "Training"])
+    parser.add_argument("--detectors", nargs="*", choices=["mtcnn", "yunet"], help="only these detectors' configs")
+    parser.add_argument("--score-sweep", nargs="*", type=float, help="FER found/false at these score thresholds")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pics = photos()
-    canvases = fer_canvases(args.fer) if args.fer else []
+    canvases = fer_canvases(args.fer, usage=args.fer_usage) if args.fer else []
     rows = []
     for name, cfg in CONFIGS.items():
-        if args.configs and name not in args.configs:
-            continue
         cfg = dict(cfg)
-        cls = _FacenetPath if cfg.pop("facenet", False) else MTCNNDetector
+        kind = cfg.pop("detector", "mtcnn")
+        if (args.configs and name not in args.configs) or (args.detectors and kind not in args.detectors):
+            continue
+        cls = YuNetDetector if kind == "yunet" else _FacenetPath if cfg.pop("facenet", False) else MTCNNDetector
         det = cls(**cfg)
         det.detect(pics[0].image)  # warm up
-        row: dict[str, Any] = {"config": name, "options": cfg, "photos": {}}
+        row: dict[str, Any] = {"config": name, "detector": kind, "options": cfg, "photos": {}}
         small_hit = small_n = big_hit = big_n = false = 0
         for p in pics:
             cpu, wall, found = _time(lambda p=p, det=det: det.detect(p.image), args.repeats)
@@ -183,13 +215,16 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if canvases:
-            fer = row["fer2013"] = _fer_recall(det, canvases)
+            fer = row["fer2013"] = _fer_recall(det, canvases, args.score_sweep)
             print(
-                f"{'':34s} FER-2013 canvases: found {fer['found']}/{fer['faces']} (<60px {fer['found_lt60']}/"
-                f"{fer['faces_lt60']}, >=60px {fer['found_ge60']}/{fer['faces_ge60']})  false {fer['false']}  "
+                f"{'':34s} FER-2013 {args.fer_usage} canvases, IoU>=0.5: found {fer['found']}/{fer['faces']} (<60px "
+                f"{fer['found_lt60']}/{fer['faces_lt60']}, >=60px {fer['found_ge60']}/{fer['faces_ge60']})  false "
+                f"{fer['false']};  IoU>=0.3: found {fer['found_iou03']} false {fer['false_iou03']};  "
                 f"cpu {fer['cpu_s']:.1f} s",
                 flush=True,
             )
+            for t, c in fer["score_sweep"].items():
+                print(f"{'':34s}   scores >= {t}: found {c['found']} false {c['false']} (IoU>=0.5)", flush=True)
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -7,6 +7,7 @@ four architectures when none is bundled: same architecture, same speed):
   and the GFLOP/s that implies (FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``);
 - end to end, photo -> emotions with the MTCNN detector, on real photos of several sizes
   (``benchmarks/_photos.py``): median wall ms, CPU ms, and faces found out of the known faces;
+  for the first model also with the YuNet detector (torch, and onnxruntime for the detector);
 - the same photos through ``fer`` (Haar or MTCNN, TFLite or Keras) in its own venv
   (``benchmarks/_fer_side.py``), run as a subprocess of this run with the same thread count.
 
@@ -85,13 +86,18 @@ def _calibration_faces() -> np.ndarray:
         return np.random.default_rng(1).integers(0, 256, (512, 48, 48), dtype=np.uint8)
 
 
-def _load(where: Any, runtime: str) -> EmotionRecognizer:
+def _load(where: Any, runtime: str, detector: str = "mtcnn", options: dict | None = None) -> EmotionRecognizer:
     """A recognizer on ``runtime``: torch, onnx (float32), or onnx-int8 (quantized here on Training faces)."""
     if runtime != "onnx-int8":
-        return EmotionRecognizer.from_pretrained(where, runtime=runtime)  # type: ignore[arg-type]
+        return EmotionRecognizer.from_pretrained(
+            where,
+            runtime=runtime,  # type: ignore[arg-type]
+            detector=detector,
+            detector_options=options,
+        )
     from emotionkit.export import attach_onnx, export_onnx, quantize_onnx
 
-    rec = EmotionRecognizer.from_pretrained(where)
+    rec = EmotionRecognizer.from_pretrained(where, detector=detector, detector_options=options)
     return attach_onnx(rec, quantize_onnx(export_onnx(rec), rec.preprocessor.faces(_calibration_faces())))
 
 
@@ -203,6 +209,16 @@ def print_tables(result: dict[str, Any]) -> None:
                 continue
             ratios = [rows[n]["wall_ms"] / e2e[base][n]["wall_ms"] for n in names if n in rows and n in e2e[base]]
             print(f"{'vs ' + name:44s} " + " ".join(f"{r:22.2f}" for r in ratios))
+    # The issue-18 targets: >= 5x faster than fer MTCNN + TFLite, <= 0.5x the time of fer Haar + TFLite.
+    for ref in ("fer MTCNN + TFLite", "fer Haar + TFLite"):
+        if ref not in e2e or "error" in e2e[ref]:
+            continue
+        print(f"\n# {ref} wall ms / each configuration's wall ms (how many times faster than {ref})")
+        for name, rows in e2e.items():
+            if name.startswith("fer") or "error" in rows or "detection only" in name:
+                continue
+            ratios = [e2e[ref][n]["wall_ms"] / rows[n]["wall_ms"] for n in names if n in rows and n in e2e[ref]]
+            print(f"{name:44s} " + " ".join(f"{r:22.2f}" for r in ratios))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +269,15 @@ def main(argv: list[str] | None = None) -> int:
                             pics,
                             args,  # type: ignore[union-attr]
                         )
+                    if i == 0 and runtime in ("torch", "onnx"):
+                        for det_runtime in ("torch", "onnx"):
+                            yunet = _load(where, runtime, "yunet", {"runtime": det_runtime})
+                            name = f"emotionkit {label} {runtime} YuNet ({det_runtime} detector)"
+                            result["e2e"][name] = bench_e2e(name, yunet.predict, pics, args)
+                            if runtime == "torch":
+                                name = f"emotionkit YuNet ({det_runtime}) detection only"
+                                result["e2e"][name] = bench_e2e(name, yunet.detector.detect, pics, args)  # type: ignore[union-attr]
+                    if i == 0 and runtime == "torch":
                         if not args.no_old_path:
                             from detection_recall import _FacenetPath
 

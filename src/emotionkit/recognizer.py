@@ -151,7 +151,7 @@ class EmotionRecognizer:
         cls,
         name_or_dir: str | os.PathLike | None = None,
         *,
-        detector: str | FaceDetector | None = "mtcnn",
+        detector: str | FaceDetector | None = "yunet",
         device: str | torch.device | None = None,
         detector_options: Mapping[str, Any] | None = None,
         runtime: Literal["torch", "onnx"] = "torch",
@@ -163,8 +163,8 @@ class EmotionRecognizer:
         name_or_dir : str or os.PathLike, optional
             ``"cnn"``, ``"resnet"``, ``"mobilenetv2"``, ``"vit"`` (or a third-party
             backbone with weights), or a directory; ``None`` loads :data:`DEFAULT_MODEL`.
-        detector : str or FaceDetector or None, default "mtcnn"
-            A registered detector name (``"mtcnn"``, ``"none"``), an instance, or ``None``
+        detector : str or FaceDetector or None, default "yunet"
+            A registered detector name (``"yunet"``, ``"mtcnn"``, ``"none"``), an instance, or ``None``
             (same as ``"none"``).
         device : str or torch.device, optional
             Where to run (default CPU).

@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="gradcam only: mean = Grad-CAM (default), elementwise = HiResCAM (faithful for the cnn's flatten head)",
     )
     p.add_argument("--target", default=None, help="class to explain, e.g. happy (default: each face's top label)")
-    p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn, or none for a pre-cropped face")
+    p.add_argument("--detector", default="yunet", help="face detector: yunet, mtcnn, or none for a pre-cropped face")
     p.add_argument("--alpha", type=_opacity, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON lines instead of text")
     return p

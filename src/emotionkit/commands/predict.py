@@ -30,7 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--sample", action="store_true", help="also classify the bundled sample photo (NASA, public domain)")
     p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
-    p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn (default), or none for pre-cropped faces")
+    p.add_argument(
+        "--detector", default="yunet", help="face detector: yunet (default), mtcnn, or none for pre-cropped faces"
+    )
     p.add_argument(
         "--detector-options",
         default="{}",

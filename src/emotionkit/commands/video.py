@@ -59,7 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame (default: 0.3)")
     p.add_argument("--window", type=int, default=8, help="frames averaged by --smooth window (default: 8)")
     p.add_argument("--model", default=None, help="bundled model name or saved model directory (default: cnn)")
-    p.add_argument("--detector", default="mtcnn", help="face detector (default: mtcnn)")
+    p.add_argument("--detector", default="yunet", help="face detector (default: yunet; or mtcnn)")
     p.add_argument("--detector-options", default="{}", help="detector options as JSON, e.g. '{\"max_side\": 640}'")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
