@@ -14,6 +14,7 @@ __all__ = ["main", "COMMANDS"]
 #: Subcommand name -> module under ``emotionkit.commands`` defining ``add_parser(subparsers)`` and ``run(args) -> int``.
 COMMANDS: dict[str, str] = {
     "predict": "predict",
+    "batch": "batch",
     "models": "models",
     "train": "train",
     "evaluate": "evaluate",
