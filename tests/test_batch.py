@@ -177,3 +177,38 @@ def test_cli_batch_reports_and_exits_1_when_files_failed(photo_dir, tmp_path, ca
     ok = tmp_path / "ok"
     code = main(["batch", str(photo_dir / "astronaut.jpg"), "--out", str(ok), "--workers", "0"])
     assert code == 0 and read_results(ok)[0]["label"] is not None
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with two CPUs (no mock), shut down after the module."""
+    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "emotionkit[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_rows_equal_serial_predict(photo_dir, tmp_path, bundled, local_ray):
+    from emotionkit.distributed import predict_files_ray
+
+    summary = predict_files_ray(photo_dir, tmp_path / "ray", actors=2, threads=1, chunk_size=2)
+    rows = read_results(tmp_path / "ray")
+    _check_rows_equal_serial(rows, _serial(bundled, expand_inputs(photo_dir)), bundled.labels, atol=1e-5)
+    assert (summary.images, summary.errors) == (6, 2)
+    again = predict_files_ray(photo_dir, tmp_path / "ray", actors=2)
+    assert (again.images, again.skipped) == (0, 6)
+
+
+def test_predict_dataset_reads_bytes_through_ray(photo_dir, bundled, local_ray):
+    from emotionkit.distributed import predict_dataset
+
+    files = expand_inputs(photo_dir)
+    ds = local_ray.data.read_binary_files(files, include_paths=True)
+    rows = predict_dataset(ds, batch_size=3, concurrency=1).take_all()
+    serial = _serial(bundled, files)
+    # read_binary_files names files by absolute path: map back to the inputs' spelling
+    by_abs = {str(Path(p).resolve()): p for p in files}
+    rows = [dict(r, path=by_abs[str(Path(r["path"]).resolve())]) for r in rows]
+    _check_rows_equal_serial(rows, serial, bundled.labels, atol=1e-5)
+    with pytest.raises(InvalidDataError, match="has no 'path' column"):
+        predict_dataset(local_ray.data.from_items([{"file": files[0]}]))

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exceptions import InvalidOptionError, MissingDependencyError
 
-__all__ = ["FORMATS", "PartWriter", "read_results", "import_pyarrow"]
+__all__ = ["FORMATS", "PartWriter", "arrow_schema", "read_results", "import_pyarrow"]
 
 #: Output formats: Parquet (needs pyarrow: ``pip install "emotionkit[batch]"``) and JSON lines.
 FORMATS = ("parquet", "jsonl")
@@ -33,6 +33,13 @@ def import_pyarrow() -> Any:
             'Parquet needs pyarrow: pip install "emotionkit[batch]" (or write JSON lines with --format jsonl).'
         ) from exc
     return pyarrow
+
+
+def arrow_schema(columns: Sequence[str]) -> Any:
+    """The Arrow schema of result rows: text columns, ``face`` as int32, every other column float64."""
+    pa = import_pyarrow()
+    text = {"path", "label", "model", "weights_sha256", "error"}
+    return pa.schema([(c, pa.string() if c in text else pa.int32() if c == "face" else pa.float64()) for c in columns])
 
 
 def _parts(folder: Path) -> list[tuple[int, Path]]:
@@ -127,7 +134,7 @@ class PartWriter:
                     fh.write(json.dumps({c: row.get(c) for c in self.columns}) + "\n")
         else:
             pa = import_pyarrow()
-            pa.parquet.write_table(pa.Table.from_pylist(list(rows), schema=self._schema(pa)), staging)
+            pa.parquet.write_table(pa.Table.from_pylist(list(rows), schema=arrow_schema(self.columns)), staging)
         os.replace(staging, final)
         self._next += 1
         return final
