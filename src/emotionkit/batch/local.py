@@ -33,7 +33,7 @@ class JobConfig:
         """Build the recognizer this job describes."""
         from ..recognizer import EmotionRecognizer
 
-        chosen = {} if self.detector is None else {"detector": self.detector}  # None: from_pretrained's default
+        chosen: dict[str, Any] = {} if self.detector is None else {"detector": self.detector}  # None: the default
         return EmotionRecognizer.from_pretrained(
             self.model, device=self.device, detector_options=self.detector_options, **chosen
         )
