@@ -212,3 +212,86 @@ def test_predict_dataset_reads_bytes_through_ray(photo_dir, bundled, local_ray):
     _check_rows_equal_serial(rows, serial, bundled.labels, atol=1e-5)
     with pytest.raises(InvalidDataError, match="has no 'path' column"):
         predict_dataset(local_ray.data.from_items([{"file": files[0]}]))
+
+
+# ---------------------------------------------------------------------------------------------- videos
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory, sample_photo) -> Path:
+    """Two short real-photo videos (a slow pan over the sample photo, one mirrored) and a corrupt one."""
+    from emotionkit.video import VideoWriter
+
+    root = tmp_path_factory.mktemp("videos")
+    (root / "b").mkdir()
+    photo = Image.open(sample_photo).convert("RGB")
+    for path, image in (
+        (root / "a.mp4", photo),
+        (root / "b" / "a.mp4", photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+    ):
+        with VideoWriter(path, fps=10) as out:
+            for t in range(10):
+                out.write(np.asarray(image.resize((256, 256), box=(4 * t, 0, 4 * t + 440, 440))))
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    return root
+
+
+def _serial_timeline(recognizer, video, tmp_path):
+    from emotionkit.video import TimelineWriter, read_timeline
+
+    target = tmp_path / f"serial-{Path(video).parent.name}-{Path(video).stem}.csv"
+    with recognizer.stream(video) as stream, TimelineWriter(target, recognizer.labels) as writer:
+        for result in stream:
+            writer.write(result)
+    return read_timeline(target)
+
+
+def _same_timeline(got, expected):
+    """Equal rows; numbers to the rounding of the file (a task may run on other thread counts than this process)."""
+    assert [(r["frame"], r["track"], r["detected"], r["label"]) for r in got] == [
+        (r["frame"], r["track"], r["detected"], r["label"]) for r in expected
+    ]
+    for a, b in zip(got, expected):
+        assert a["box"] == pytest.approx(b["box"], abs=0.02)
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+        assert a["raw_scores"] == pytest.approx(b["raw_scores"], abs=1e-5)
+
+
+def test_videos_get_the_timelines_emotionkit_video_writes(video_dir, tmp_path, bundled):
+    pytest.importorskip("av")
+    from emotionkit.batch.videos import SUMMARY_NAME, predict_videos, timeline_name
+    from emotionkit.video import read_timeline
+
+    out = tmp_path / "videos"
+    summaries = predict_videos(video_dir, out, workers=0)
+    by_video = {Path(s["video"]).relative_to(video_dir).as_posix(): s for s in summaries}
+    assert sorted(by_video) == ["a.mp4", "b/a.mp4", "broken.mp4"]
+    assert (
+        by_video["broken.mp4"]["error"].startswith("InvalidVideoError") and by_video["broken.mp4"]["timeline"] is None
+    )
+    for name in ("a.mp4", "b/a.mp4"):
+        video = str(video_dir / name)
+        assert by_video[name]["frames"] == 10 and by_video[name]["tracks"] >= 1 and by_video[name]["error"] is None
+        assert read_timeline(out / timeline_name(video)) == _serial_timeline(bundled, video, tmp_path)
+    assert len((out / SUMMARY_NAME).read_text().splitlines()) == 3
+    again = predict_videos(video_dir, out, workers=0)  # done videos are skipped; the broken one is tried again
+    assert [Path(s["video"]).name for s in again] == ["broken.mp4"]
+
+
+def test_videos_on_ray_one_task_each(video_dir, tmp_path, bundled, local_ray):
+    pytest.importorskip("av")
+    from emotionkit.batch.videos import timeline_name
+    from emotionkit.distributed import predict_videos_ray
+    from emotionkit.video import read_timeline
+
+    summaries = predict_videos_ray(video_dir, tmp_path / "ray-videos")
+    assert [s["error"] is None for s in summaries] == [True, True, False]
+    video = str(video_dir / "b" / "a.mp4")
+    _same_timeline(
+        read_timeline(tmp_path / "ray-videos" / timeline_name(video)), _serial_timeline(bundled, video, tmp_path)
+    )
+
+
+def test_cli_batch_videos(video_dir, tmp_path, capsys):
+    pytest.importorskip("av")
+    code = main(["batch", "--videos", str(video_dir / "b"), "--out", str(tmp_path / "cli-videos"), "--workers", "0"])
+    assert code == 0
+    assert "1 videos, 0 failed" in capsys.readouterr().out

@@ -23,7 +23,7 @@ from .batch.rows import ModelIdentity, columns, model_identity, rows_for_error, 
 from .batch.sink import PartWriter, arrow_schema, import_pyarrow
 from .exceptions import InvalidDataError, InvalidOptionError, MissingDependencyError
 
-__all__ = ["RecognizerActor", "predict_dataset", "predict_files_ray", "require_ray"]
+__all__ = ["RecognizerActor", "predict_dataset", "predict_files_ray", "predict_videos_ray", "require_ray"]
 
 
 def require_ray() -> Any:
@@ -130,7 +130,7 @@ def predict_dataset(
     ray.data.Dataset
         One row per face, per photo without a face and per failed file (:func:`emotionkit.batch.columns`).
     """
-    require_ray()
+    ray = require_ray()
     if batch_size < 1 or concurrency < 1:
         raise InvalidOptionError(f"batch_size and concurrency must be >= 1, got {batch_size} and {concurrency}.")
     _check_dataset(ds)
@@ -147,7 +147,7 @@ def predict_dataset(
         fn_constructor_kwargs={"config": config, "identity": identity},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus,
         num_gpus=num_gpus,
     )
@@ -230,3 +230,60 @@ def predict_files_ray(
         counts["errors"],
         time.perf_counter() - start,
     )
+
+
+def predict_videos_ray(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    detector: str | None = None,
+    detector_options: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    address: str | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    threads: int | None = None,
+    **stream_options: Any,
+) -> list[dict]:
+    """:func:`emotionkit.batch.videos.predict_videos` with one Ray task per video (tracking and timeline per video).
+
+    Parameters
+    ----------
+    inputs, out, model, detector, detector_options, device, **stream_options
+        As for :func:`emotionkit.batch.videos.predict_videos`.
+    address : str, optional
+        Ray cluster address; default: the running Ray, else a local one.
+    num_cpus, num_gpus : float
+        Resources per task.
+    threads : int, optional
+        Torch threads per task (default: ``num_cpus`` rounded, at least 1).
+
+    Returns
+    -------
+    list of dict
+        The summary of each video processed in this run, in input order.
+    """
+    from .batch.videos import expand_videos, pending_videos, record, timeline_for
+
+    ray = require_ray()
+    todo = pending_videos(expand_videos(inputs), out)
+    if not todo:
+        return []
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    config = JobConfig(
+        None if model is None else os.fspath(model),
+        detector,
+        dict(detector_options or {}),
+        device,
+        threads or max(1, round(num_cpus)),
+    )
+    task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(timeline_for)
+    pending = [task.remote(video, os.fspath(out), config, dict(stream_options)) for video in todo]
+    summaries = []
+    for ref in pending:
+        summary = ray.get(ref)
+        record(out, summary)
+        summaries.append(summary)
+    return summaries

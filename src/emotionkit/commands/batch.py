@@ -35,6 +35,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--part-size", type=int, default=256, help="local: photos per output part (default 256)")
     p.add_argument("--path-column", default="path", help="column of a .csv/.parquet INPUT that holds the paths")
     p.add_argument("--overwrite", action="store_true", help="delete the parts already in --out instead of resuming")
+    p.add_argument(
+        "--videos",
+        action="store_true",
+        help="INPUT names videos: write OUT/<name>.csv, each video's per-track timeline, and OUT/videos.jsonl; "
+        "one task per video",
+    )
+    p.add_argument("--every", type=int, default=1, help="videos: detect faces every N frames (default 1)")
+    p.add_argument("--smooth", choices=("ema", "window", "none"), default="ema", help="videos: per-track smoothing")
     p.add_argument("--address", default=None, help="ray: cluster address (auto, ray://host:10001); default: local")
     p.add_argument("--num-cpus", type=float, default=1.0, help="ray: CPUs per actor (default 1)")
     p.add_argument("--num-gpus", type=float, default=0.0, help="ray: GPUs per actor (default 0)")
@@ -61,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         path_column=args.path_column,
     )
+    if args.videos:
+        return _videos(args, options)
     if args.engine == "ray":
         from ..distributed import predict_files_ray
 
@@ -86,3 +96,36 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.skipped} already done"
     )
     return 1 if summary.errors else 0
+
+
+def _videos(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    recognizer = dict(model=args.model, detector=args.detector, detector_options=options, device=args.device)
+    stream = dict(every=args.every, smoothing=args.smooth)
+    if args.engine == "ray":
+        from ..distributed import predict_videos_ray
+
+        summaries = predict_videos_ray(
+            args.inputs,
+            args.out,
+            address=args.address,
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            threads=args.threads,
+            **recognizer,
+            **stream,
+        )
+    else:
+        from ..batch.videos import predict_videos
+
+        summaries = predict_videos(
+            args.inputs, args.out, workers=args.workers, threads=args.threads, **recognizer, **stream
+        )
+    failed = [s for s in summaries if s["error"]]
+    for s in summaries:
+        print(
+            f"{s['video']}: {s['error']}"
+            if s["error"]
+            else f"{s['video']}: {s['frames']} frames, {s['tracks']} tracks -> {s['timeline']}"
+        )
+    print(f"{args.out}: {len(summaries)} videos, {len(failed)} failed")
+    return 1 if failed else 0
