@@ -27,7 +27,18 @@ __all__ = ["RecognizerActor", "predict_dataset", "predict_files_ray", "predict_v
 
 
 def require_ray() -> Any:
-    """Import and return :mod:`ray`, or say how to install it."""
+    """Import and return :mod:`ray` (with Ray Data), or say how to install it.
+
+    Returns
+    -------
+    module
+        :mod:`ray`.
+
+    Raises
+    ------
+    MissingDependencyError
+        Ray is not installed.
+    """
     try:
         import ray
         import ray.data
@@ -59,7 +70,18 @@ class RecognizerActor:
         self.columns = columns(identity.labels)
 
     def __call__(self, batch: Mapping[str, Any]) -> Any:
-        """Classify one batch of files; return its rows as a ``pyarrow.Table``."""
+        """Classify one batch of files.
+
+        Parameters
+        ----------
+        batch : mapping
+            Ray's numpy batch: a ``path`` column, and the files' ``bytes`` when the dataset carries them.
+
+        Returns
+        -------
+        pyarrow.Table
+            The batch's rows (:func:`emotionkit.batch.columns`).
+        """
         paths = [str(p) for p in batch["path"]]
         if "bytes" in batch:
             rows = [row for path, data in zip(paths, batch["bytes"]) for row in self._from_bytes(path, data)]
@@ -129,6 +151,15 @@ def predict_dataset(
     -------
     ray.data.Dataset
         One row per face, per photo without a face and per failed file (:func:`emotionkit.batch.columns`).
+
+    Raises
+    ------
+    MissingDependencyError
+        Ray is not installed.
+    InvalidOptionError
+        ``batch_size`` or ``concurrency`` below 1.
+    InvalidDataError
+        A dataset without a ``path`` column.
     """
     ray = require_ray()
     if batch_size < 1 or concurrency < 1:

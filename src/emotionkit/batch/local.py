@@ -21,7 +21,21 @@ __all__ = ["BatchSummary", "JobConfig", "predict_files", "classify_paths"]
 
 @dataclass(frozen=True)
 class JobConfig:
-    """What each worker needs to build its own recognizer (plain data, so it crosses process boundaries)."""
+    """What each worker needs to build its own recognizer (plain data, so it crosses process boundaries).
+
+    Parameters
+    ----------
+    model : str, optional
+        Bundled model name or saved directory (default: the default model).
+    detector : str, optional
+        Registered detector name (default: that of :meth:`EmotionRecognizer.from_pretrained`).
+    detector_options : mapping, optional
+        Keyword arguments for the detector.
+    device : str, optional
+        Torch device (default CPU).
+    threads : int, optional
+        Torch threads the worker sets before building the recognizer.
+    """
 
     model: str | None = None
     detector: str | None = None
@@ -30,7 +44,12 @@ class JobConfig:
     threads: int | None = None
 
     def recognizer(self) -> Any:
-        """Build the recognizer this job describes."""
+        """Build the recognizer this job describes.
+
+        Returns
+        -------
+        EmotionRecognizer
+        """
         from ..recognizer import EmotionRecognizer
 
         chosen: dict[str, Any] = {} if self.detector is None else {"detector": self.detector}  # None: the default
@@ -41,21 +60,32 @@ class JobConfig:
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What a batch job did."""
+    """What a batch job did.
 
-    #: The output folder.
+    Parameters
+    ----------
+    out : pathlib.Path
+        The output folder.
+    images : int
+        Photos read in this run (each gave face rows, a no-face row or an error row).
+    skipped : int
+        Photos skipped because earlier parts already hold them.
+    faces : int
+        Face rows written.
+    no_face : int
+        Photos without a face.
+    errors : int
+        Files that could not be read or classified.
+    seconds : float
+        Wall time of this run, model loading and worker start included.
+    """
+
     out: Path
-    #: Photos read in this run (each gave face rows, a no-face row or an error row).
     images: int
-    #: Photos skipped because earlier parts already hold them.
     skipped: int
-    #: Face rows written.
     faces: int
-    #: Photos without a face.
     no_face: int
-    #: Files that could not be read or classified.
     errors: int
-    #: Wall time of this run, model loading and worker start included.
     seconds: float
 
     @property

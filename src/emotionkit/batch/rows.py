@@ -49,13 +49,20 @@ COLUMNS: tuple[str, ...] = columns()
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What every row says about the model that produced it."""
+    """What every row says about the model that produced it.
 
-    #: The bundled name, or the directory as given.
+    Parameters
+    ----------
+    name : str
+        The bundled name, or the directory as given.
+    weights_sha256 : str
+        sha256 of the weights file it loaded.
+    labels : tuple of str, default EMOTIONS
+        Class names in output order.
+    """
+
     name: str
-    #: sha256 of the weights file it loaded.
     weights_sha256: str
-    #: Class names in output order.
     labels: tuple[str, ...] = EMOTIONS
 
 

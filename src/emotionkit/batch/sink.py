@@ -24,7 +24,18 @@ _PART = re.compile(r"^part-(\d{6})\.(parquet|jsonl)$")
 
 
 def import_pyarrow() -> Any:
-    """Import pyarrow (with ``pyarrow.parquet``), or say how to install it."""
+    """Import pyarrow (with ``pyarrow.parquet``), or say how to install it.
+
+    Returns
+    -------
+    module
+        :mod:`pyarrow`.
+
+    Raises
+    ------
+    MissingDependencyError
+        pyarrow is not installed.
+    """
     try:
         import pyarrow
         import pyarrow.parquet
@@ -36,7 +47,17 @@ def import_pyarrow() -> Any:
 
 
 def arrow_schema(columns: Sequence[str]) -> Any:
-    """The Arrow schema of result rows: text columns, ``face`` as int32, every other column float64."""
+    """The Arrow schema of result rows: text columns, ``face`` as int32, every other column float64.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The rows' columns, in order.
+
+    Returns
+    -------
+    pyarrow.Schema
+    """
     pa = import_pyarrow()
     text = {"path", "label", "model", "weights_sha256", "error"}
     return pa.schema([(c, pa.string() if c in text else pa.int32() if c == "face" else pa.float64()) for c in columns])
@@ -101,6 +122,13 @@ class PartWriter:
         The columns of every row, in order.
     format : {"parquet", "jsonl"}, optional
         Default: the format of the parts already there, else Parquet.
+
+    Raises
+    ------
+    InvalidOptionError
+        ``folder`` is a file, holds parts of another format than ``format``, or ``format`` is unknown.
+    MissingDependencyError
+        Parquet without pyarrow.
     """
 
     def __init__(self, folder: str | os.PathLike, columns: Sequence[str], format: str | None = None) -> None:
@@ -118,11 +146,27 @@ class PartWriter:
         self._next = parts[-1][0] + 1 if parts else 0
 
     def done_paths(self) -> set[str]:
-        """Return the paths that finished parts already hold (the rows of a resumed job to skip)."""
+        """The paths that finished parts already hold (the photos a resumed job skips).
+
+        Returns
+        -------
+        set of str
+        """
         return {row["path"] for _, path in _parts(self.folder) for row in _read_part(path)}
 
     def write(self, rows: Sequence[dict[str, Any]]) -> Path | None:
-        """Write ``rows`` as the next part (nothing for no rows); return its path."""
+        """Write ``rows`` as the next part, whole or not at all (staged, then renamed).
+
+        Parameters
+        ----------
+        rows : sequence of dict
+            Rows with the writer's columns.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The part written; ``None`` (and nothing written) for no rows.
+        """
         if not rows:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,11 @@ def expand_videos(specs: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    ImageNotFoundError
+        A spec that is no file, no folder and a glob that matches no video.
     """
     import glob
 
@@ -65,7 +70,22 @@ def expand_videos(specs: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
 
 
 def timeline_name(video: str) -> str:
-    """The timeline's file name for a video: its path with separators as ``__`` (unique within one job)."""
+    """The timeline's file name for a video: its path with separators as ``__`` (unique within one job).
+
+    Parameters
+    ----------
+    video : str
+        The video's path as the job's input named it.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> timeline_name("clips/day1/talk.mp4")
+    'clips__day1__talk.csv'
+    """
     stem = Path(video).with_suffix("").as_posix().lstrip("./").replace("/", "__").replace(":", "_")
     return f"{stem or 'video'}.csv"
 
@@ -173,6 +193,13 @@ def predict_videos(
     -------
     list of dict
         The summary of each video processed in this run (see :func:`timeline_for`).
+
+    Raises
+    ------
+    InvalidOptionError
+        A negative or non-integer ``workers``.
+    ImageNotFoundError
+        An input that names no video.
     """
     import multiprocessing
 

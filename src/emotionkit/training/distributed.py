@@ -25,7 +25,17 @@ __all__ = ["ProcessGroup", "launch"]
 
 @dataclass(frozen=True)
 class ProcessGroup:
-    """This process's place in a training job: ``rank`` of ``world_size`` (one process: 0 of 1)."""
+    """This process's place in a training job: ``rank`` of ``world_size`` (one process: 0 of 1).
+
+    Parameters
+    ----------
+    rank : int, default 0
+        This process's rank.
+    world_size : int, default 1
+        Processes in the job.
+    backend : str, optional
+        The torch.distributed backend (``"gloo"``, ``"nccl"``); ``None`` for one process.
+    """
 
     rank: int = 0
     world_size: int = 1
@@ -60,17 +70,48 @@ class ProcessGroup:
         return self.rank == 0
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of a global batch: ``rank, rank + world_size, ...``."""
+        """This rank's rows of a global batch: ``rank, rank + world_size, ...``.
+
+        Parameters
+        ----------
+        batch : torch.Tensor
+            The global batch (rows first).
+
+        Returns
+        -------
+        torch.Tensor
+        """
         return batch if self.world_size == 1 else batch[self.rank :: self.world_size]
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """The module to call in training: ``model`` itself, or a DDP wrapper that averages gradients."""
+        """The module to call in training: ``model`` itself, or a DDP wrapper that averages gradients.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The model being trained (its parameters stay the ones the optimiser holds).
+
+        Returns
+        -------
+        torch.nn.Module
+        """
         if self.world_size == 1:
             return model
         return nn.parallel.DistributedDataParallel(model)
 
     def sum(self, values: Sequence[float]) -> list[float]:
-        """Sum numbers over all ranks (the epoch's loss and counts)."""
+        """Sum numbers over all ranks (the epoch's loss and counts).
+
+        Parameters
+        ----------
+        values : sequence of float
+            This rank's numbers.
+
+        Returns
+        -------
+        list of float
+            Each summed over the ranks.
+        """
         if self.world_size == 1:
             return list(values)
         import torch.distributed as dist
@@ -84,6 +125,11 @@ class ProcessGroup:
 
         Parameters are identical on every rank already (DDP averages the gradients); after this the models are,
         so every rank scores validation alike and takes the same early-stopping decisions.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The unwrapped model.
         """
         if self.world_size > 1:
             import torch.distributed as dist
@@ -99,7 +145,19 @@ class ProcessGroup:
             dist.barrier()
 
     def describe(self, batch_size: int, lr: float) -> dict[str, Any]:
-        """What the run's config records: processes, backend, global and per-process batch, learning rate."""
+        """What the run's config records: processes, backend, global and per-process batch, learning rate.
+
+        Parameters
+        ----------
+        batch_size : int
+            The global batch (``--batch-size``).
+        lr : float
+            The learning rate.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "world_size": self.world_size,
             "backend": self.backend or "none",
@@ -123,6 +181,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     -------
     int
         torchrun's exit status (non-zero when any process failed).
+
+    Raises
+    ------
+    InvalidOptionError
+        ``nproc`` below 2.
     """
     if nproc < 2:
         raise InvalidOptionError(f"--nproc must be >= 2 to start several processes, got {nproc}.")
