@@ -59,6 +59,42 @@ def _serial(files: list[str], threads: int) -> float:
     return time.perf_counter() - start
 
 
+def _stages(files: list[str], threads: int) -> dict[str, float]:
+    """Median ms per photo for decoding and detection, and ms per face for cropping + classification."""
+    import statistics
+
+    import torch
+
+    from emotionkit import EmotionRecognizer
+    from emotionkit.io import load_image
+
+    torch.set_num_threads(threads)
+    rec = EmotionRecognizer.from_pretrained()
+    decode, detect, classify, faces = [], [], [], 0
+    for path in files:
+        t0 = time.perf_counter()
+        image = load_image(path)
+        t1 = time.perf_counter()
+        found = rec.predict_batch([image])  # detection + classification
+        t2 = time.perf_counter()
+        dets = [face.detection for face in found[0]]
+        if dets:
+            t3 = time.perf_counter()
+            crops = rec.preprocessor.crops(image, dets)
+            rec.logits(crops)
+            classify.append((time.perf_counter() - t3) / len(dets))
+            faces += len(dets)
+        decode.append(t1 - t0)
+        detect.append(t2 - t1)
+    per_face = statistics.median(classify) if classify else 0.0
+    return {
+        "decode_ms_per_photo": 1000 * statistics.median(decode),
+        "predict_ms_per_photo (detection + classification)": 1000 * statistics.median(detect),
+        "crop_and_classify_ms_per_face": 1000 * per_face,
+        "faces_per_photo": faces / len(files),
+    }
+
+
 def _train_rate(nproc: int, limit: int, threads: int, scratch: Path) -> float:
     out = scratch / f"train{nproc}"
     command = [sys.executable, "-m", "emotionkit", "train", "--out", str(out), "--epochs", "1", "--limit", str(limit)]
@@ -85,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (scratch / "photos").mkdir()
         files = _folder(scratch / "photos", args.photos)
         rows["serial predict_batch"] = args.photos / _serial(files, args.threads)
+        results["stages"] = _stages(files, args.threads)
         local: dict[int, float] = {}
         for workers in (1, 2):
             summary = predict_files(
@@ -115,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{args.photos} photos, {args.threads} threads in all")
     for name, value in rows.items():
         print(f"  {name:42s} {value:8.1f}{'' if 'training' in name else ' photos/s'}")
+    for key, value in results["stages"].items():
+        print(f"  {key:42s} {value:8.1f}")
     for key in ("ray_start_seconds", "ray_overhead_ms_per_photo_1", "ray_overhead_ms_per_photo_2"):
         if key in results:
             print(f"  {key:42s} {results[key]:8.1f}")
