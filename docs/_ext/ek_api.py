@@ -48,6 +48,8 @@ PUBLIC_MODULES = [
     "emotionkit.video",
     "emotionkit.keras",
     "emotionkit.export",
+    "emotionkit.batch",
+    "emotionkit.distributed",
     "emotionkit.fusion",
     "emotionkit.testing",
 ]

@@ -15,6 +15,7 @@ __all__ = ["main", "COMMANDS"]
 #: Subcommand name -> module under ``emotionkit.commands`` defining ``add_parser(subparsers)`` and ``run(args) -> int``.
 COMMANDS: dict[str, str] = {
     "predict": "predict",
+    "batch": "batch",
     "models": "models",
     "train": "train",
     "evaluate": "evaluate",
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (2 for bad input, with a one-line message; 130 on Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv  # for commands that start copies of themselves (train --nproc)
     try:
         return int(args._run(args) or 0)
     except EmotionKitError as exc:

@@ -28,6 +28,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train in N processes with DistributedDataParallel (torchrun; gloo on CPU, nccl on GPUs); "
+        "--batch-size stays the global batch. Same as: torchrun --nproc-per-node N -m emotionkit train ...",
+    )
+    p.add_argument(
         "--epochs",
         type=int,
         default=30,
@@ -275,8 +282,26 @@ def check_resumed_data(out: Path, description: dict[str, Any]) -> None:
         )
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``train``."""
+    import os
+
+    if args.nproc != 1 and "WORLD_SIZE" not in os.environ:  # start the processes; each runs this command again
+        from ..training.distributed import launch
+
+        return launch(args.nproc, _without_nproc(list(args._argv)))
     from ..data.loading import load_splits
     from ..recognizer import EmotionRecognizer
     from ..training.evaluate import evaluate
@@ -316,8 +341,10 @@ def run(args: argparse.Namespace) -> int:
     split_seed = args.seed if args.split_seed is None else args.split_seed
     for source in (args.init_from, args.distill_from):
         check_same_split(source, args.split, split_seed, args.val_fraction, _fractions(args.fractions))
-    check_out_directory(Path(args.out), resume=args.resume, overwrite=args.overwrite)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns the run directory
+        check_out_directory(Path(args.out), resume=args.resume, overwrite=args.overwrite)
     trainer = Trainer(config, args.out)  # builds the model first: a bad backbone or init fails before any data is read
+    main_process = trainer.group.is_main
     options = folder_options(args)
     splits = load_splits(
         args.data,
@@ -330,6 +357,9 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     out = Path(args.out)
+    if not main_process:  # rank 0 writes the data description, the report and the result
+        trainer.fit(splits.train, splits.val, resume=args.resume)
+        return 0
     table = distribution_markdown(splits.class_counts())
     description = {**splits.to_dict(), "folder_options": options}
     if args.resume:

@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
 from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
+from .distributed import ProcessGroup
 from .finetune import set_trainable
 from .metrics import classification_metrics, fit_temperature, softmax
 
@@ -233,7 +235,10 @@ class Trainer:
     out_dir : str or os.PathLike
         The run directory (created).
     log : callable, optional
-        Where progress lines go (default: print to stderr).
+        Where progress lines go (default: print to stderr); silent on every rank but 0.
+    group : ProcessGroup, optional
+        This process's rank in a multi-process run (default: what torchrun's environment says, else one
+        process); see :mod:`emotionkit.training.distributed`.
 
     Raises
     ------
@@ -245,7 +250,9 @@ class Trainer:
         ``config.epochs`` below 1, except 0 with ``init_from`` (finishing steps only).
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, log: Any = None) -> None:
+    def __init__(
+        self, config: TrainConfig, out_dir: str | os.PathLike, log: Any = None, group: ProcessGroup | None = None
+    ) -> None:
         if config.epochs < 0 or (config.epochs == 0 and not config.init_from):
             raise InvalidOptionError(
                 f"epochs must be >= 1 (or 0 with init_from: finish trained weights without training); got "
@@ -254,7 +261,13 @@ class Trainer:
         self.config = config
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.group = group or ProcessGroup.from_environment()
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        if not self.group.is_main:
+            self.log = lambda msg: None
+        #: Called after every optimiser step as ``callback(step, model, rows)``, ``rows`` being the indices of
+        #: the training faces this process used in the step.
+        self.step_callbacks: list[Callable[[int, nn.Module, torch.Tensor], None]] = []
         spec = load_plugin("backbones", config.backbone)
         source = self._init_source()
         self._source_meta: dict[str, Any] = dict(source.meta) if source is not None else {}
@@ -417,8 +430,11 @@ class Trainer:
         elif resume:
             self.log(f"no checkpoint at {ckpt_path}: starting from scratch")
         # Written only now, so a refused resume leaves the run's own config in place.
-        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        show_progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+        if self.group.is_main:
+            record = {**cfg.to_dict(), "distributed": self.group.describe(cfg.batch_size, cfg.lr)}
+            (self.out / "train_config.json").write_text(json.dumps(record, indent=2) + "\n")
+        show_progress = self.group.is_main and (cfg.progress if cfg.progress is not None else sys.stderr.isatty())
+        train_model = self.group.wrap(model)  # after a resume, so every rank starts from the checkpoint
 
         start = time.time()
         stop_reason = "epochs"
@@ -446,17 +462,18 @@ class Trainer:
             loss_sum, correct, seen, annealed = 0.0, 0, 0, False
             for b in range(steps_per_epoch):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                if idx.numel() < 2:
+                if idx.numel() < 2 * self.group.world_size:  # batch norm needs two faces in every process
                     continue
                 xb, yb = x_train[idx], y_train[idx]
-                if augment is not None:
+                if augment is not None:  # the whole global batch, so every rank's generator stays in step
                     xb = augment(xb, generator=gen)
+                idx, xb, yb = self.group.shard(idx), self.group.shard(xb), self.group.shard(yb)
                 xb = xb.contiguous(memory_format=torch.channels_last)
                 if plateau is None:
                     factor = self._lr_factor(state["step"], total_steps, start, state["elapsed"])
                     for group in opt.param_groups:
                         group["lr"] = cfg.lr * factor * lr_scale
-                logits = model(xb)
+                logits = train_model(xb)
                 loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
                 if teacher is not None:
                     with torch.no_grad():
@@ -472,6 +489,8 @@ class Trainer:
                 loss.backward()
                 opt.step()
                 state["step"] += 1
+                for callback in self.step_callbacks:
+                    callback(state["step"], model, idx)
                 loss_sum += float(loss.detach()) * idx.numel()
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += idx.numel()
@@ -488,6 +507,9 @@ class Trainer:
             if bar is not None:
                 bar.close()
             state["epoch"] += 1
+            loss_sum, correct_sum, seen_sum = self.group.sum([loss_sum, correct, seen])
+            correct, seen = int(correct_sum), int(seen_sum)
+            self.group.sync_buffers(model)
             val_logits = predict_logits(self._recognizer(), x_val)
             val_probs = softmax(val_logits)
             val_metrics = classification_metrics(y_val, val_probs, train.classes)
@@ -509,7 +531,8 @@ class Trainer:
             score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
             if state["best"] is None or score > tuple(state["best"]):
                 state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
-                self._recognizer().save_pretrained(self.out)
+                if self.group.is_main:
+                    self._recognizer().save_pretrained(self.out)
             else:
                 state["bad_epochs"] += 1
             if plateau is not None:
@@ -521,14 +544,17 @@ class Trainer:
             )
             state["elapsed"] += time.time() - start
             start = time.time()
-            self._save_checkpoint(ckpt_path, model, opt, plateau, gen, state)
-            (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+            if self.group.is_main:
+                self._save_checkpoint(ckpt_path, model, opt, plateau, gen, state)
+                (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
             if cfg.early_stopping_patience is not None and state["bad_epochs"] >= cfg.early_stopping_patience:
                 stop_reason = "early_stopping"
                 break
             if annealed or (cfg.time_budget_minutes and state["elapsed"] >= cfg.time_budget_minutes * 60.0):
                 stop_reason = "time_budget"
                 break
+        if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
+            return {"history": state["history"], "best_epoch": state["best_epoch"], "rank": self.group.rank}
         return self._finish(x_train[:n_plain], x_val, y_val, train.classes, state, stop_reason)
 
     def _finish(
