@@ -85,7 +85,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
     p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
     p.add_argument("--distill-from", default=None, help="teacher model name or directory")
-    p.add_argument("--init", choices=["scratch", "imagenet"], default="scratch")
+    p.add_argument(
+        "--init",
+        default="scratch",
+        metavar="{scratch,imagenet,PATH}",
+        help="starting weights: scratch, imagenet (timm download, online only) or a local .safetensors/.pt state dict "
+        "with the backbone's tensor names, all but the head's (e.g. from tools/convert_imagenet_mobilenetv2.py)",
+    )
     p.add_argument(
         "--init-from",
         default=None,

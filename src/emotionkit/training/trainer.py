@@ -32,6 +32,7 @@ from ..registry import load_plugin
 from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
 from .finetune import set_trainable
+from .init_weights import is_init_path, load_init_weights
 from .metrics import classification_metrics, fit_temperature, softmax
 
 __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
@@ -90,9 +91,11 @@ class TrainConfig:
         ``torch.set_num_threads`` for this run.
     tta_flip : bool
         Also report metrics with horizontal-flip test-time augmentation.
-    init : {"scratch", "imagenet"}
-        Random initialisation, or timm's ImageNet weights (needs network access; fails at once,
-        with what to do instead, when offline).
+    init : {"scratch", "imagenet"} or str
+        Random initialisation, timm's ImageNet weights (needs network access; fails at once,
+        with what to do instead, when offline), or the path of a local safetensors / torch state
+        dict with the backbone's tensor names (all but the head's, strict; see
+        :mod:`emotionkit.training.init_weights`), recorded with its sha256 in the model's meta.
     init_from : str, optional
         A model name or run directory whose weights start this run (a warm restart: a fresh
         schedule on trained weights). Its backbone, backbone config and preprocessing are
@@ -143,7 +146,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     tta_flip: bool = True
-    init: Literal["scratch", "imagenet"] = "scratch"
+    init: str = "scratch"
     init_from: str | None = None
     augment_copies: int = 0
     freeze_epochs: int = 0
@@ -279,6 +282,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_backbone(config.backbone, backbone_config)
         self.backbone_config.pop("pretrained", None)
+        self._init_weights: dict[str, Any] | None = None
+        if is_init_path(config.init):  # a local file (init_from with it was refused by _init_source)
+            self._init_weights = load_init_weights(self.model, config.init, backbone=config.backbone)
         if source is not None:
             self._load_init_weights(source)
 
@@ -566,6 +572,8 @@ class Trainer:
             },
             **({"batchnorm": batchnorm} if batchnorm else {}),
         }
+        if self._init_weights is not None:
+            meta["training"]["init_weights"] = self._init_weights
         if state["epoch"] == 0 and "training" in self._source_meta:
             # Nothing trained here: the weights are the source's, and so is the record of how they were trained.
             meta["training"] = {**self._source_meta["training"], "finished_by": self.config.to_dict()}
