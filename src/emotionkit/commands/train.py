@@ -128,6 +128,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument(
+        "--soft-targets",
+        choices=["ferplus"],
+        default=None,
+        help="FER-2013 CSV only: train against FER-2013's label mixed with the FER+ vote distribution "
+        "(ferplus/ferplus_votes.csv.gz beside fer2013/)",
+    )
+    p.add_argument(
+        "--soft-target-weight",
+        type=float,
+        default=0.5,
+        metavar="W",
+        help="share of the FER+ votes in each target: 0 labels only, 1 votes only (default 0.5)",
+    )
+    p.add_argument(
         "--no-bn-recalibration",
         action="store_true",
         help="keep the batch-norm statistics of training instead of re-estimating them on un-augmented training faces",
@@ -198,6 +212,18 @@ def check_same_split(
     )
 
 
+def _ferplus_targets(data: str | None, train: Any) -> tuple[Any, Any]:
+    """FER+ vote distributions of the training faces, found beside the FER-2013 CSV that ``data`` names."""
+    from ..data.ferplus import read_ferplus, vote_distribution
+    from ..exceptions import InvalidDataError
+
+    if train.ids is None or train.ids.dtype.kind not in "iu":
+        raise InvalidDataError("--soft-targets ferplus needs FER-2013 CSV data (rows with row numbers), not folders.")
+    votes, present = read_ferplus(data).for_ids(train.ids, train.labels)
+    distribution, has_votes = vote_distribution(votes, tuple(train.classes))
+    return distribution, present & has_votes
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``train``."""
     from ..data.loading import load_splits
@@ -235,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
         finetune_lr_factor=args.finetune_lr_factor,
         progress=args.progress,
         recalibrate_bn=not args.no_bn_recalibration,
+        soft_targets=args.soft_targets,
+        soft_target_weight=args.soft_target_weight,
     )
     split_seed = args.seed if args.split_seed is None else args.split_seed
     for source in (args.init_from, args.distill_from):
@@ -261,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{splits.method} split, class distribution:\n{table}\nduplicates: {splits.duplicates}", file=sys.stderr)
 
-    summary = trainer.fit(splits.train, splits.val, resume=args.resume)
+    soft = _ferplus_targets(args.data, splits.train) if args.soft_targets == "ferplus" else None
+    summary = trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft)
     result: dict[str, Any] = {
         "out": args.out,
         "best_epoch": summary["best_epoch"],
