@@ -21,8 +21,8 @@ What the script does:
 4. drops the 1000-class ImageNet head (``emotionkit train --init`` trains a fresh 7-class one) and writes
    safetensors whose metadata record the source, version, path, sha256 and licences.
 
-Train from it with the preprocessing it prints (``--preprocessing``) and
-``--config '{"variant": "mobilenetv2_100", "stem_stride": 2}'``.
+Train from it with the preprocessing it prints (``--preprocessing``, e.g. at 64 px) and
+``--config '{"variant": "mobilenetv2_100", "stem_stride": 2, "image_size": 64}'`` (the Keras twin's input size).
 """
 
 from __future__ import annotations
