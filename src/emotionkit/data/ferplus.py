@@ -130,6 +130,16 @@ def ferplus_path(data_dir: str | os.PathLike | None = None) -> Path:
     ``data_dir`` may also be the votes file itself, or the FER-2013 CSV (``.../fer2013/fer2013.csv.gz``):
     then the votes are looked for beside its ``fer2013/`` folder.
 
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The folder holding ``ferplus/``, the votes file, or the FER-2013 CSV.
+
+    Returns
+    -------
+    pathlib.Path
+        The votes file.
+
     Raises
     ------
     ImageNotFoundError
@@ -212,6 +222,11 @@ def vote_distribution(votes: np.ndarray, classes: tuple[str, ...] = EMOTIONS) ->
         ``(N, len(classes))`` float32 distributions (rows sum to 1) and the ``(N,)`` mask of rows
         with at least one vote for those classes (other rows are all zero).
 
+    Raises
+    ------
+    InvalidDataError
+        A class that is not one of FER-2013's seven.
+
     Examples
     --------
     >>> v = np.zeros((2, 10), np.float32); v[0, [0, 1, 7]] = [6, 2, 2]; v[1, 9] = 10
@@ -251,6 +266,11 @@ def majority_labels(votes: np.ndarray, classes: tuple[str, ...] = EMOTIONS) -> n
     numpy.ndarray
         ``(N,)`` int64.
 
+    Raises
+    ------
+    InvalidDataError
+        A class that is not one of FER-2013's seven.
+
     Examples
     --------
     >>> v = np.array([[6, 3, 1, 0, 0, 0, 0, 0, 0, 0],   # neutral 6 of 9 after the single vote goes
@@ -275,6 +295,16 @@ def majority_labels(votes: np.ndarray, classes: tuple[str, ...] = EMOTIONS) -> n
 
 def contempt_majority(votes: np.ndarray) -> np.ndarray:
     """Mask of faces whose FER+ majority (see :func:`majority_labels`) is ``contempt``.
+
+    Parameters
+    ----------
+    votes : numpy.ndarray
+        ``(N, 10)`` counts in :data:`FERPLUS_COLUMNS` order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` bool.
 
     Examples
     --------
@@ -303,6 +333,11 @@ def relabel_by_majority(data: FaceDataset, votes: FerPlusVotes) -> tuple[FaceDat
         The kept faces with their majority labels, and the counts ``n`` (kept), ``rows``,
         ``no_votes`` (dropped by FER+), ``contempt`` (contempt majority) and ``left_out``
         (no majority, unknown or not a face).
+
+    Raises
+    ------
+    InvalidDataError
+        The dataset has no row ids, rows FER+ does not cover, or labels that do not line up with the votes file.
     """
     if data.ids is None:
         raise InvalidDataError("FER+ votes are found by FER-2013 row ids; this dataset has none.")

@@ -28,6 +28,15 @@ _LISTED = 8  # names shown per problem in an error message
 def is_init_path(init: str) -> bool:
     """Whether a ``--init`` value names a file rather than ``scratch`` / ``imagenet``.
 
+    Parameters
+    ----------
+    init : str
+        The value of ``--init`` (``TrainConfig.init``).
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> is_init_path("scratch"), is_init_path("imagenet"), is_init_path("start.safetensors")
