@@ -129,7 +129,7 @@ def load_init_weights(model: nn.Module, path: str | Path, *, backbone: str = "th
     >>> path = os.path.join(tempfile.mkdtemp(), "start.safetensors")
     >>> save_file({"0.weight": torch.ones(4, 1, 3, 3), "0.bias": torch.zeros(4)}, path)
     >>> info = load_init_weights(net, path)
-    >>> info["fresh"], float(net[0].weight.sum())
+    >>> info["fresh"], float(net[0].weight.detach().sum())
     (['2.bias', '2.weight'], 36.0)
     """
     tensors, meta = read_init_file(path)
