@@ -81,7 +81,7 @@ SPEC = BackboneSpec(
             name="mobilenetv2_fer2013",
             package="emotionkit",
             directory="assets/models/mobilenetv2",
-            sha256="d114b7d855367470cf7a570213dd0b64a7bc02736be31614a25c821ced97cb1b",
+            sha256="17a92c22dba62b967ba8554e7486da766041dc6a6ba9fe4f6793802216261ad0",
         ),
     ),
     description="MobileNetV2 (timm), inverted residuals, stem stride 1 for 48x48 grayscale.",
