@@ -5,7 +5,10 @@
 Protocol: FER-2013 PublicTest (from ``$EMOTIONKIT_DATA`` or ``--data``), which no bundled model saw during
 training, checkpoint selection or temperature fitting (those used Training and a stratified 10% of it).
 Each model is scored with one crop and with horizontal-flip test-time augmentation, on all 3,589 PublicTest
-rows and on the rows left after dropping exact duplicates of Training images. Inference speed is crop
+rows and on the rows left after dropping exact duplicates of Training images. Beside FER-2013's labels, the
+same PublicTest faces are scored against the FER+ majority labels (``ferplus/`` beside ``fer2013/``; the FER+
+paper's rule: votes of one annotator dropped, more than half of the rest; faces without such a majority, or whose
+majority is unknown, not-a-face or contempt, are left out, and the counts are printed). Inference speed is crop
 classification faces/s at batch 64 on this machine's CPU threads (compare as ratios within one run).
 """
 
@@ -20,6 +23,7 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     from emotionkit.data.fer2013 import read_fer2013
+    from emotionkit.data.ferplus import read_ferplus, relabel_by_majority
     from emotionkit.data.splits import cross_split_duplicates
     from emotionkit.recognizer import EmotionRecognizer, bundled_models
     from emotionkit.training.evaluate import evaluate
@@ -40,12 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     test = data.subset(np.flatnonzero(data.usage == "PublicTest"))
     dup = cross_split_duplicates(train.images, test.images)
     dedup = test.subset(np.flatnonzero(~dup))
+    ferplus, ferplus_info = relabel_by_majority(test, read_ferplus(args.data))
     rows = []
     for name in names:
         rec = EmotionRecognizer.from_pretrained(name, detector=None)
         one = evaluate(rec, test)
         tta = evaluate(rec, test, tta_flip=True)
         dd = evaluate(rec, dedup)
+        fp = evaluate(rec, ferplus)
         f1 = {k: v["f1"] for k, v in one["per_class"].items()}
         rows.append(
             {
@@ -61,18 +67,30 @@ def main(argv: list[str] | None = None) -> int:
                 "best_f1": max(f1.values()),
                 "worst_f1": min(f1.values()),
                 "ece": one["ece"],
+                "ferplus_accuracy": fp["accuracy"],
+                "ferplus_macro_f1": fp["macro_f1"],
+                "ferplus_n": ferplus_info["n"],
                 "faces_per_second_b64": inference_speed(name),
             }
         )
-    header = "| model | params | PublicTest acc | flip TTA | dedup acc | macro F1 | weighted F1 | best class F1 | worst class F1 | ECE | faces/s (b64) |"
+    header = (
+        "| model | params | PublicTest acc | flip TTA | dedup acc | macro F1 | weighted F1 | best class F1 | "
+        "worst class F1 | ECE | FER+ acc | FER+ macro F1 | faces/s (b64) |"
+    )
     print(f"PublicTest n={len(test)} (dedup n={len(dedup)}, {int(dup.sum())} Training duplicates removed)")
+    print(
+        f"FER+ majority labels: n={ferplus_info['n']} of {ferplus_info['rows']} ({ferplus_info['no_votes']} without "
+        f"FER+ votes, {ferplus_info['contempt']} contempt majority, {ferplus_info['left_out']} no majority / unknown "
+        "/ not a face left out)"
+    )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['model']} | {r['params']:,} | {r['accuracy']:.4f} | {r['accuracy_flip_tta']:.4f} | {r['accuracy_dedup']:.4f} | "
             f"{r['macro_f1']:.4f} | {r['weighted_f1']:.4f} | {r['best_class']} {r['best_f1']:.3f} | "
-            f"{r['worst_class']} {r['worst_f1']:.3f} | {r['ece']:.4f} | {r['faces_per_second_b64']:.0f} |"
+            f"{r['worst_class']} {r['worst_f1']:.3f} | {r['ece']:.4f} | {r['ferplus_accuracy']:.4f} | "
+            f"{r['ferplus_macro_f1']:.4f} | {r['faces_per_second_b64']:.0f} |"
         )
     if args.json:
         with open(args.json, "w") as fh:

@@ -178,6 +178,7 @@ def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch):
         "publictest": {"accuracy": 0.6789, "macro_f1": 0.6123, "weighted_f1": 0.6543, "ece": 0.0312},
         "publictest_flip_tta": {"accuracy": 0.6912},
         "publictest_dedup": {"accuracy": 0.6701},
+        "publictest_ferplus": {"accuracy": 0.8123},
     }
     (folder / "card.json").write_text(json.dumps(card))
     (folder / "card.md").write_text("# `cnn`: cnn\n\n## FER-2013 PublicTest\n\nAccuracy 0.6789 on 3589 faces.\n")
@@ -198,6 +199,7 @@ def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch):
         "0.612",
         "0.654",
         "0.031",
+        "81.2%",
         cells[-1],
     ]
     assert cells[-1].endswith(" MB")

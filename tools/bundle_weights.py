@@ -6,7 +6,7 @@ Usage (maintainers)::
         [--first-stage RUN_DIR --first-command "..."] [--finish-command "emotionkit train --epochs 0 ..."]
 
 It evaluates the run on FER-2013 PublicTest (one crop and horizontal-flip TTA; all rows, and without the
-images that duplicate a Training image), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
+images that duplicate a Training image; and one crop against the FER+ majority labels of the same faces), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
 costs under 0.1 point of accuracy), copies the files into ``src/emotionkit/assets/models/NAME/``, writes
 ``card.json`` and ``card.md``, and prints the sha256 (the backbone's ``WeightsSpec`` reads it from the copied
 ``config.json``, so nothing needs pasting into the code).
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emotionkit.data.fer2013 import read_fer2013
+from emotionkit.data.fer2013 import FaceDataset, read_fer2013
+from emotionkit.data.ferplus import read_ferplus, relabel_by_majority
 from emotionkit.data.splits import cross_split_duplicates, stratified_split
 from emotionkit.recognizer import EmotionRecognizer
 from emotionkit.registry import list_plugins, load_plugin
@@ -74,14 +75,28 @@ def _stage_line(title: str, stage: dict) -> str:
     return f"- {title}: `{stage['command']}`{taught}"
 
 
+def _init_line(init: dict | None) -> list[str]:
+    """Card lines naming the weights a run started from (``--init PATH``): source, licence, sha256."""
+    if not init:
+        return []
+    meta = init.get("metadata", {})
+    return [
+        f"- Initialised from `{meta.get('source', init.get('path'))}` (sha256 {meta.get('source_sha256', '?')}), "
+        f"converted by `{meta.get('converted_by', '?')}` into a start file with sha256 {init['sha256']}; "
+        f"licence: {meta.get('licence', 'not recorded')}. Fresh (untrained) tensors: {', '.join(init['fresh']) or 'none'}."
+    ]
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
+    init = card["training"].get("init_weights")
     lines = [
         f"# `{name}`: {card['architecture']}",
         "",
         f"- Parameters: {card['num_params']:,}; input: {card['input']}; weights file: {card['file_bytes'] / 1e6:.2f} MB ({card['dtype']}).",
-        "- Trained from scratch on FER-2013 Training minus a stratified 10% validation part (seed 0); "
+        ("- Fine-tuned from pretrained weights" if init else "- Trained from scratch")
+        + " on FER-2013 Training minus a stratified 10% validation part (seed 0); "
         + (
             f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
             f"{card['training']['seconds'] / 60:.1f} min wall time on {card['training']['hardware']}."
@@ -105,9 +120,18 @@ def card_markdown(name: str, card: dict) -> str:
                 + (f" (weights sha256 {t[:12]}...)" if (t := card["training"].get("teacher_sha256")) else "")
                 + f" (Hinton et al. 2015; weight "
                 f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']}): its soft labels on the same "
-                "augmented Training batches. No ImageNet weights."
+                "augmented Training batches." + ("" if init else " No ImageNet weights.")
             ]
             if (cfg := card["training"].get("config", {})).get("distill_from")
+            else []
+        ),
+        *_init_line(init),
+        *(
+            [
+                f"- Soft targets: FER-2013's label mixed with the FER+ vote distribution (weight "
+                f"{cfg['soft_target_weight']} on the votes)."
+            ]
+            if (cfg := card["training"].get("config", {})).get("soft_targets")
             else []
         ),
         *([_stage_line("First stage", first)] if (first := card["training"].get("first_stage")) else []),
@@ -135,6 +159,11 @@ def card_markdown(name: str, card: dict) -> str:
     for label, m in (("one crop", pt), ("horizontal-flip TTA", tta), ("one crop, Training duplicates removed", dd)):
         lines.append(
             f"| {label} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} |"
+        )
+    if fp := card.get("publictest_ferplus"):
+        lines.append(
+            f"| one crop, FER+ majority labels | {fp['n']} | {fp['accuracy']:.4f} | {fp['macro_f1']:.4f} | "
+            f"{fp['weighted_f1']:.4f} | {fp['ece']:.4f} | {fp['ece_uncalibrated']:.4f} |"
         )
     lines += ["", "Per-class F1 (one crop): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in pt["per_class"].items()), ""]
     lines += [
@@ -186,13 +215,14 @@ def main() -> int:
         "--middle-teacher-sha256 ('-' for none) once each",
     )
     p.add_argument("--middle-command", action="append", default=[])
+    p.add_argument("--threads", type=int, default=2, help="torch threads for the evaluations (default 2)")
     p.add_argument("--middle-teacher-sha256", action="append", default=[])
     args = p.parse_args()
     if not (len(args.middle_stage) == len(args.middle_command) == len(args.middle_teacher_sha256)):
         p.error("give --middle-command and --middle-teacher-sha256 once for each --middle-stage")
     if args.middle_stage and not args.first_stage:
         p.error("--middle-stage needs --first-stage")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     run = Path(args.run_dir)
     rec = EmotionRecognizer.from_pretrained(run, detector=None)
     train_all = read_fer2013(args.data, usage="Training")
@@ -214,6 +244,11 @@ def main() -> int:
     )
 
     dup = cross_split_duplicates(train_all.images, test.images)
+    ferplus: FaceDataset | None = None
+    try:
+        ferplus, ferplus_info = relabel_by_majority(test, read_ferplus(args.data))
+    except FileNotFoundError:
+        print("FER+ votes not found: the card gets no FER+ accuracy", file=sys.stderr)
     card_training = dict(rec.meta.get("training", {}))
     teacher = card_training.get("config", {}).get("distill_from")
     if args.teacher_sha256:
@@ -263,6 +298,18 @@ def main() -> int:
         "publictest_flip_tta": evaluate(chosen, test.images, test.labels, True),
         "publictest_dedup": evaluate(chosen, test.images[~dup], test.labels[~dup], False),
         "publictest_duplicates_removed": int(dup.sum()),
+        **(
+            {
+                "publictest_ferplus": {
+                    **evaluate(chosen, ferplus.images, ferplus.labels, False),
+                    "faces": ferplus_info,
+                    "rule": "FER+ majority (single votes dropped, more than half of the rest; no majority, unknown, "
+                    "not-a-face and contempt majorities left out)",
+                }
+            }
+            if ferplus is not None
+            else {}
+        ),
         "faces_per_second_batch64": round(faces_per_second(chosen), 1),
         "reproduce": f"python benchmarks/accuracy.py --model {args.name}",
     }
@@ -285,6 +332,7 @@ def main() -> int:
                 "accuracy": card["publictest"]["accuracy"],
                 "tta": card["publictest_flip_tta"]["accuracy"],
                 "macro_f1": card["publictest"]["macro_f1"],
+                "ferplus": card.get("publictest_ferplus", {}).get("accuracy"),
             }
         )
     )

@@ -64,6 +64,10 @@ def build_mobilenetv2(
 
 
 def _conv_head(model: Any) -> nn.Module:
+    # With ImageNet's stride-2 stem the head's map is 2x2 at 64 px, too coarse for Grad-CAM (many faces get a
+    # flat map): explain the last stride-16 stage instead (4x4 at 64 px). Stride 1: the head's map (3x3 at 48 px).
+    if tuple(model.conv_stem.stride) == (2, 2):
+        return model.blocks[4]
     return model.conv_head
 
 

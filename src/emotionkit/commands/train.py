@@ -92,7 +92,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
     p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
     p.add_argument("--distill-from", default=None, help="teacher model name or directory")
-    p.add_argument("--init", choices=["scratch", "imagenet"], default="scratch")
+    p.add_argument(
+        "--init",
+        default="scratch",
+        metavar="{scratch,imagenet,PATH}",
+        help="starting weights: scratch, imagenet (timm download, online only) or a local .safetensors/.pt state dict "
+        "with the backbone's tensor names, all but the head's (e.g. from tools/convert_imagenet_mobilenetv2.py)",
+    )
     p.add_argument(
         "--init-from",
         default=None,
@@ -132,6 +138,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="train into a --out that already holds a run, replacing it (without it, such a --out is refused)",
+    )
+    p.add_argument(
+        "--soft-targets",
+        choices=["ferplus"],
+        default=None,
+        help="FER-2013 CSV only: train against FER-2013's label mixed with the FER+ vote distribution "
+        "(ferplus/ferplus_votes.csv.gz beside fer2013/)",
+    )
+    p.add_argument(
+        "--soft-target-weight",
+        type=float,
+        default=0.5,
+        metavar="W",
+        help="share of the FER+ votes in each target: 0 labels only, 1 votes only (default 0.5)",
     )
     p.add_argument(
         "--no-bn-recalibration",
@@ -294,6 +314,18 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def _ferplus_targets(data: str | None, train: Any) -> tuple[Any, Any]:
+    """FER+ vote distributions of the training faces, found beside the FER-2013 CSV that ``data`` names."""
+    from ..data.ferplus import read_ferplus, vote_distribution
+    from ..exceptions import InvalidDataError
+
+    if train.ids is None or train.ids.dtype.kind not in "iu":
+        raise InvalidDataError("--soft-targets ferplus needs FER-2013 CSV data (rows with row numbers), not folders.")
+    votes, present = read_ferplus(data).for_ids(train.ids, train.labels)
+    distribution, has_votes = vote_distribution(votes, tuple(train.classes))
+    return distribution, present & has_votes
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``train``."""
     import os
@@ -337,6 +369,8 @@ def run(args: argparse.Namespace) -> int:
         finetune_lr_factor=args.finetune_lr_factor,
         progress=args.progress,
         recalibrate_bn=not args.no_bn_recalibration,
+        soft_targets=args.soft_targets,
+        soft_target_weight=args.soft_target_weight,
     )
     split_seed = args.seed if args.split_seed is None else args.split_seed
     for source in (args.init_from, args.distill_from):
@@ -357,8 +391,9 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     out = Path(args.out)
+    soft = _ferplus_targets(args.data, splits.train) if args.soft_targets == "ferplus" else None
     if not main_process:  # rank 0 writes the data description, the report and the result
-        trainer.fit(splits.train, splits.val, resume=args.resume)
+        trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft)
         return 0
     table = distribution_markdown(splits.class_counts())
     description = {**splits.to_dict(), "folder_options": options}
@@ -371,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{splits.method} split, class distribution:\n{table}\nduplicates: {splits.duplicates}", file=sys.stderr)
 
-    summary = trainer.fit(splits.train, splits.val, resume=args.resume)
+    summary = trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft)
     result: dict[str, Any] = {
         "out": args.out,
         "best_epoch": summary["best_epoch"],

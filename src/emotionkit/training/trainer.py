@@ -34,7 +34,9 @@ from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
 from .distributed import ProcessGroup
 from .finetune import set_trainable
+from .init_weights import is_init_path, load_init_weights
 from .metrics import classification_metrics, fit_temperature, softmax
+from .soft_targets import mixed_targets, soft_cross_entropy
 
 __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
 
@@ -92,9 +94,11 @@ class TrainConfig:
         ``torch.set_num_threads`` for this run.
     tta_flip : bool
         Also report metrics with horizontal-flip test-time augmentation.
-    init : {"scratch", "imagenet"}
-        Random initialisation, or timm's ImageNet weights (needs network access; fails at once,
-        with what to do instead, when offline).
+    init : {"scratch", "imagenet"} or str
+        Random initialisation, timm's ImageNet weights (needs network access; fails at once,
+        with what to do instead, when offline), or the path of a local safetensors / torch state
+        dict with the backbone's tensor names (all but the head's, strict; see
+        :mod:`emotionkit.training.init_weights`), recorded with its sha256 in the model's meta.
     init_from : str, optional
         A model name or run directory whose weights start this run (a warm restart: a fresh
         schedule on trained weights). Its backbone, backbone config and preprocessing are
@@ -112,6 +116,11 @@ class TrainConfig:
         Learning-rate factor of the second phase.
     progress : bool, optional
         Show a progress bar per epoch on stderr (default: when stderr is a terminal).
+    soft_targets : {"ferplus"}, optional
+        Train against soft targets: FER-2013's label mixed with the FER+ vote distribution
+        (:mod:`emotionkit.training.soft_targets`); ``fit`` takes the distributions.
+    soft_target_weight : float
+        Share of the vote distribution in each target (0: labels only, 1: votes only).
     recalibrate_bn : bool
         After training, re-estimate the best epoch's batch-norm statistics on the un-augmented
         training images, and keep them when the validation score does not drop (see
@@ -145,7 +154,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     tta_flip: bool = True
-    init: Literal["scratch", "imagenet"] = "scratch"
+    init: str = "scratch"
     init_from: str | None = None
     augment_copies: int = 0
     freeze_epochs: int = 0
@@ -153,6 +162,8 @@ class TrainConfig:
     finetune_lr_factor: float = 0.1
     progress: bool | None = None
     recalibrate_bn: bool = True
+    soft_targets: str | None = None
+    soft_target_weight: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict.
@@ -292,6 +303,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_backbone(config.backbone, backbone_config)
         self.backbone_config.pop("pretrained", None)
+        self._init_weights: dict[str, Any] | None = None
+        if is_init_path(config.init):  # a local file (init_from with it was refused by _init_source)
+            self._init_weights = load_init_weights(self.model, config.init, backbone=config.backbone)
         if source is not None:
             self._load_init_weights(source)
 
@@ -361,7 +375,14 @@ class Trainer:
         return 0.5 * (1.0 + math.cos(math.pi * min((progress - warm) / max(1.0 - warm, 1e-9), 1.0)))
 
     # -------------------------------------------------------------------------------- training
-    def fit(self, train: FaceDataset, val: FaceDataset, *, resume: bool = False) -> dict[str, Any]:
+    def fit(
+        self,
+        train: FaceDataset,
+        val: FaceDataset,
+        *,
+        resume: bool = False,
+        soft_targets: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
         """Train, keeping the best epoch by validation macro-F1 then accuracy.
 
         Parameters
@@ -370,6 +391,10 @@ class Trainer:
             Training and validation splits (split *before* any augmentation).
         resume : bool, default False
             Continue from ``checkpoint.pt`` in the run directory.
+        soft_targets : (numpy.ndarray, numpy.ndarray), optional
+            With ``config.soft_targets``: ``(len(train), K)`` distributions over the classes
+            (e.g. :func:`~emotionkit.data.ferplus.vote_distribution`) and the ``(len(train),)`` mask
+            of faces that have one; mixed with the labels by ``config.soft_target_weight``.
 
         Returns
         -------
@@ -389,11 +414,14 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self._check_classes(train, val)
         n_plain = len(train)  # offline copies go after the originals; batch norm is re-estimated on these
+        targets = self._soft_targets(train, soft_targets)
         if cfg.augment_copies:  # offline copies of the training part only (it was split before)
             train = augment_copies(
                 train, cfg.augment_copies, seed=cfg.seed, augment=RandomAffineFlip(cfg.rotation, cfg.shift, cfg.zoom)
             )
         x_train, y_train = self._tensors(train), torch.as_tensor(train.labels)
+        if targets is not None:  # copies (if any) follow the originals in order: tile the targets alike
+            targets = targets.repeat(len(train) // n_plain, 1)
         x_val, y_val = self._tensors(val), val.labels
         num_classes = len(train.classes)
         weights = class_weights(train.labels, num_classes, cfg.balance_power)
@@ -474,7 +502,10 @@ class Trainer:
                     for group in opt.param_groups:
                         group["lr"] = cfg.lr * factor * lr_scale
                 logits = train_model(xb)
-                loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
+                if targets is not None:
+                    loss = soft_cross_entropy(logits, targets[idx], None if loss_weight is None else loss_weight[yb])
+                else:
+                    loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher.logits(xb)
@@ -592,6 +623,8 @@ class Trainer:
             },
             **({"batchnorm": batchnorm} if batchnorm else {}),
         }
+        if self._init_weights is not None:
+            meta["training"]["init_weights"] = self._init_weights
         if state["epoch"] == 0 and "training" in self._source_meta:
             # Nothing trained here: the weights are the source's, and so is the record of how they were trained.
             meta["training"] = {**self._source_meta["training"], "finished_by": self.config.to_dict()}
@@ -651,6 +684,26 @@ class Trainer:
         }
 
     # -------------------------------------------------------------------------------- internals
+    def _soft_targets(self, train: FaceDataset, given: tuple[np.ndarray, np.ndarray] | None) -> torch.Tensor | None:
+        """The mixed targets of the training faces, or ``None`` for plain labels; refuses a mismatch."""
+        cfg = self.config
+        if cfg.soft_targets is None:
+            if given is not None:
+                raise InvalidOptionError("soft targets were given to fit() but config.soft_targets is not set.")
+            return None
+        if given is None:
+            raise InvalidOptionError(
+                f"config.soft_targets={cfg.soft_targets!r} needs the distributions: pass fit(..., soft_targets=...) "
+                "(emotionkit train --soft-targets ferplus reads them from $EMOTIONKIT_DATA/ferplus)."
+            )
+        distribution, present = given
+        mixed = mixed_targets(
+            train.labels, distribution, present, weight=cfg.soft_target_weight, label_smoothing=cfg.label_smoothing
+        )
+        if mixed.shape[1] != len(train.classes):
+            raise InvalidDataError(f"Soft targets have {mixed.shape[1]} classes, the data {len(train.classes)}.")
+        return torch.as_tensor(mixed)
+
     def _phase(self, model: nn.Module, opt: Any, plateau: Any, epoch: int) -> tuple[list[nn.Module], float]:
         """Apply two-phase fine-tuning before 0-based ``epoch``; return the frozen layers and the LR scale."""
         cfg = self.config
