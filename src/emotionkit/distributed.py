@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .batch.inputs import expand_inputs
-from .batch.local import BatchSummary, JobConfig, classify_paths
+from .batch.local import BatchSummary, JobConfig, RowTally, classify_paths
 from .batch.rows import ModelIdentity, columns, model_identity, rows_for_error, rows_for_faces
 from .batch.sink import PartWriter, arrow_schema, import_pyarrow
 from .exceptions import InvalidDataError, InvalidOptionError, MissingDependencyError
@@ -165,13 +164,7 @@ def predict_dataset(
     if batch_size < 1 or concurrency < 1:
         raise InvalidOptionError(f"batch_size and concurrency must be >= 1, got {batch_size} and {concurrency}.")
     _check_dataset(ds)
-    config = JobConfig(
-        None if model is None else os.fspath(model),
-        detector,
-        dict(detector_options or {}),
-        device,
-        threads or max(1, round(num_cpus)),
-    )
+    config = JobConfig.create(model, detector, detector_options, device, threads or max(1, round(num_cpus)))
     identity = model_identity(config.model, config.recognizer().labels)
     return ds.map_batches(
         RecognizerActor,
@@ -225,7 +218,7 @@ def predict_files_ray(
     import shutil
 
     ray = require_ray()
-    start = time.perf_counter()
+    tally = RowTally()  # the job's clock starts here
     paths = expand_inputs(inputs, path_column=path_column)
     if overwrite and Path(out).is_dir():
         shutil.rmtree(out)
@@ -233,7 +226,6 @@ def predict_files_ray(
     labels = JobConfig(model, "none").recognizer().labels
     writer = PartWriter(out, columns(labels), format)
     todo = [p for p in paths if p not in writer.done_paths()]
-    counts = {"faces": 0, "no_face": 0, "errors": 0}
     if todo:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -249,18 +241,9 @@ def predict_files_ray(
         )
         for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             rows = batch.to_pylist()
-            for row in rows:
-                counts["errors" if row["error"] else "no_face" if row["face"] is None else "faces"] += 1
+            tally.add(rows)
             writer.write(rows)
-    return BatchSummary(
-        Path(out),
-        len(todo),
-        len(paths) - len(todo),
-        counts["faces"],
-        counts["no_face"],
-        counts["errors"],
-        time.perf_counter() - start,
-    )
+    return tally.summary(out, len(todo), len(paths) - len(todo))
 
 
 def predict_videos_ray(
@@ -303,13 +286,7 @@ def predict_videos_ray(
         return []
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    config = JobConfig(
-        None if model is None else os.fspath(model),
-        detector,
-        dict(detector_options or {}),
-        device,
-        threads or max(1, round(num_cpus)),
-    )
+    config = JobConfig.create(model, detector, detector_options, device, threads or max(1, round(num_cpus)))
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(timeline_for)
     pending = [task.remote(video, os.fspath(out), config, dict(stream_options)) for video in todo]
     summaries = []

@@ -16,7 +16,7 @@ from .inputs import expand_inputs
 from .rows import ModelIdentity, columns, model_identity, rows_for_error, rows_for_faces
 from .sink import PartWriter, chunks
 
-__all__ = ["BatchSummary", "JobConfig", "predict_files", "classify_paths"]
+__all__ = ["BatchSummary", "JobConfig", "RowTally", "predict_files", "classify_paths"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,28 @@ class JobConfig:
     detector_options: Mapping[str, Any] | None = None
     device: str | None = None
     threads: int | None = None
+
+    @classmethod
+    def create(
+        cls,
+        model: str | os.PathLike | None,
+        detector: str | None,
+        detector_options: Mapping[str, Any] | None,
+        device: str | None,
+        threads: int | None,
+    ) -> JobConfig:
+        """A config from user-facing arguments (a path-like model, any mapping of options).
+
+        Parameters
+        ----------
+        model, detector, detector_options, device, threads
+            As the fields.
+
+        Returns
+        -------
+        JobConfig
+        """
+        return cls(None if model is None else os.fspath(model), detector, dict(detector_options or {}), device, threads)
 
     def recognizer(self) -> Any:
         """Build the recognizer this job describes.
@@ -92,6 +114,47 @@ class BatchSummary:
     def images_per_second(self) -> float:
         """Photos per second of wall time in this run."""
         return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+class RowTally:
+    """Counts a job's rows as they are written, and turns them into its :class:`BatchSummary`."""
+
+    def __init__(self) -> None:
+        self.faces = self.no_face = self.errors = 0
+        self.start = time.perf_counter()
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Count rows: a face, a photo without a face, or a failed file.
+
+        Parameters
+        ----------
+        rows : iterable of dict
+            Result rows.
+        """
+        for row in rows:
+            if row["error"]:
+                self.errors += 1
+            elif row["face"] is None:
+                self.no_face += 1
+            else:
+                self.faces += 1
+
+    def summary(self, out: str | os.PathLike, images: int, skipped: int) -> BatchSummary:
+        """The job's summary, its time counted from this tally's creation.
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            The output folder.
+        images, skipped : int
+            Photos read in this run, and photos skipped as done.
+
+        Returns
+        -------
+        BatchSummary
+        """
+        seconds = time.perf_counter() - self.start
+        return BatchSummary(Path(out), images, skipped, self.faces, self.no_face, self.errors, seconds)
 
 
 def classify_paths(recognizer: Any, identity: ModelIdentity, paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -227,32 +290,23 @@ def predict_files(
     for name, value, low in (("workers", workers, 0), ("chunk_size", chunk_size, 1), ("part_size", part_size, 1)):
         if not isinstance(value, int) or value < low:
             raise InvalidOptionError(f"{name} must be an integer >= {low}, got {value!r}.")
-    start = time.perf_counter()
+    tally = RowTally()  # the job's clock starts here
     paths = expand_inputs(inputs, path_column=path_column)
     if overwrite and Path(out).is_dir():
         shutil.rmtree(out)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    config = JobConfig(
-        None if model is None else os.fspath(model),
-        detector,
-        dict(detector_options or {}),
-        device,
-        threads if workers else None,
-    )
+    config = JobConfig.create(model, detector, detector_options, device, threads if workers else None)
     recognizer = config.recognizer()  # also checks the model and detector before any worker starts
     identity = model_identity(config.model, recognizer.labels)
     writer = PartWriter(out, columns(identity.labels), format)
     done = writer.done_paths()
     todo = [p for p in paths if p not in done]
-    counts = {"faces": 0, "no_face": 0, "errors": 0}
     buffer: list[dict[str, Any]] = []
     buffered = 0
 
     def take(n_images: int, rows: list[dict[str, Any]]) -> None:
         nonlocal buffered
-        for row in rows:
-            key = "errors" if row["error"] else "no_face" if row["face"] is None else "faces"
-            counts[key] += 1
+        tally.add(rows)
         buffer.extend(rows)
         buffered += n_images
         if buffered >= part_size:
@@ -276,12 +330,4 @@ def predict_files(
                     take(n_images, rows)
                     bar.update(n_images)
         writer.write(buffer)
-    return BatchSummary(
-        Path(out),
-        len(todo),
-        len(paths) - len(todo),
-        counts["faces"],
-        counts["no_face"],
-        counts["errors"],
-        time.perf_counter() - start,
-    )
+    return tally.summary(out, len(todo), len(paths) - len(todo))

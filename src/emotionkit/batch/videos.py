@@ -207,8 +207,7 @@ def predict_videos(
         raise InvalidOptionError(f"workers must be an integer >= 0, got {workers!r}.")
     todo = pending_videos(expand_videos(inputs), out)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    name = None if model is None else os.fspath(model)
-    config = JobConfig(name, detector, dict(detector_options or {}), device, threads if workers else None)
+    config = JobConfig.create(model, detector, detector_options, device, threads if workers else None)
     jobs = [(video, os.fspath(out), config, dict(stream_options)) for video in todo]
     summaries = []
     if workers == 0:
