@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -11,19 +10,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from . import pretrained
 from .detectors.passthrough import WholeImageDetector
-from .exceptions import EmotionKitError, EmotionKitWarning, InvalidImageError, InvalidOptionError
 from .explainers import checked_explainer, explain_tensor
 from .inference import InferenceModel
 from .interfaces import FaceDetector
 from .io import ImageInput, load_image
+from .photo_batches import face_results, read_batch, warn_if_crops
 from .preprocessing import FacePreprocessor
 from .pretrained import DEFAULT_MODEL, build_backbone, bundled_models
-from .types import EMOTIONS, BatchResults, Detection, FaceEmotion
+from .types import EMOTIONS, BatchResults, FaceEmotion
 
 if TYPE_CHECKING:  # pragma: no cover
     from .video.smoothing import Smoother
@@ -248,8 +246,8 @@ class EmotionRecognizer:
             ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}, or one face ``(H, W, C)``;
             uint8, uint16 or float in [0, 1]. Larger faces are resized to the model's input size.
         upscale : bool, default False
-            Also enlarge faces smaller than the model's input (:attr:`preprocessor` ``.size``);
-            by default they are refused, since answers on a few pixels mean little.
+            Also enlarge faces smaller than both the model's input (:attr:`preprocessor` ``.size``)
+            and FER-2013's 48x48 crops; by default they are refused, since answers on a few pixels mean little.
 
         Returns
         -------
@@ -268,13 +266,6 @@ class EmotionRecognizer:
         (1, 7)
         """
         return self.inference.probabilities(self.preprocessor.faces(faces, upscale=upscale))
-
-    def _results(self, detections: Sequence[Detection], probs: np.ndarray) -> list[FaceEmotion]:
-        out = []
-        for det, p in zip(detections, probs):
-            scores = {label: float(v) for label, v in zip(self.labels, p)}
-            out.append(FaceEmotion(det, scores, self.labels[int(np.argmax(p))]))
-        return out
 
     def predict(self, image: ImageInput) -> list[FaceEmotion]:
         """Find every face in a photo and classify its expression.
@@ -347,52 +338,21 @@ class EmotionRecognizer:
         >>> [len(faces) for faces in batch], sorted(batch.errors)
         ([1, 0], [1])
         """
-        if isinstance(images, (str, bytes, os.PathLike, np.ndarray, Image.Image)) or not isinstance(images, Sequence):
-            what = f"the array of shape {images.shape}" if isinstance(images, np.ndarray) else repr(images)
-            raise InvalidImageError(
-                f"predict_batch takes a sequence (list, tuple) of images, got one {type(images).__name__}: "
-                f"{what[:120]}. Use predict(image) for one image, or predict_batch([image]); for a batch of "
-                "face crops in one array use predict_proba."
-            )
-        if errors not in ("raise", "skip"):
-            raise InvalidOptionError(f"errors must be 'raise' or 'skip', got {errors!r}.")
-        arrays: list[np.ndarray] = []
-        failed: dict[int, Exception] = {}
-        for i, image in enumerate(images):
-            try:
-                arrays.append(load_image(image))
-            except EmotionKitError as exc:
-                if errors == "raise":
-                    raise
-                failed[i] = exc
+        arrays, failed = read_batch(images, errors)
         detections = self.face_detector.detect_batch(arrays)
-        self._warn_if_crops(arrays, detections)
+        if self.detector is not None:
+            warn_if_crops(arrays, detections, self.preprocessor.size)  # type: ignore[arg-type]  # a pair by now
         crops = [self.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
         counts = [len(d) for d in detections]
         results: list[list[FaceEmotion]] = [[] for _ in arrays]
         if sum(counts):
             probs = self.inference.probabilities(torch.cat(crops))
             ends = np.cumsum(counts).tolist()
-            results = [self._results(dets, probs[end - n : end]) for dets, n, end in zip(detections, counts, ends)]
+            results = [
+                face_results(d, probs[end - n : end], self.labels) for d, n, end in zip(detections, counts, ends)
+            ]
         good = iter(results)
         return BatchResults([[] if i in failed else next(good) for i in range(len(images))], failed)
-
-    def _warn_if_crops(self, arrays: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]) -> None:
-        """Warn once per call when the detector found nothing in images the size of a face crop."""
-        if self.detector is None:
-            return
-        size_h, size_w = self.preprocessor.size  # type: ignore[misc]  # a pair after __post_init__
-        limit = 2 * max(size_h, size_w)
-        small = [a.shape[:2] for a, d in zip(arrays, detections) if not d and max(a.shape[:2]) <= limit]
-        if small:
-            h, w = small[0]
-            warnings.warn(
-                f"No face found in {len(small)} image(s) no larger than twice the model's "
-                f"{size_h}x{size_w} input (e.g. {h}x{w}). If they are face "
-                "crops already, classify them without detection: detector='none' (--detector none), or predict_proba.",
-                EmotionKitWarning,
-                stacklevel=4,
-            )
 
     def explain(
         self, image: ImageInput, target: str | None = None, method: str = "gradcam", **options: Any
@@ -442,7 +402,9 @@ class EmotionRecognizer:
         if not detections:
             return []
         probs, maps = explain_tensor(self.inference, explainer, self.preprocessor.crops(array, detections), target)
-        return [replace(face, heatmap=heatmap) for face, heatmap in zip(self._results(detections, probs), maps)]
+        return [
+            replace(face, heatmap=heatmap) for face, heatmap in zip(face_results(detections, probs, self.labels), maps)
+        ]
 
     def stream(
         self,
