@@ -126,3 +126,15 @@ def test_unavailable_device_lists_the_available_ones(model_dir, device):
 
 def test_cpu_devices_resolve():
     assert resolve_device(None).type == resolve_device("cpu").type == "cpu"
+
+
+def test_fer_sized_faces_are_taken_by_a_model_with_a_larger_input(fer_faces):
+    """The bundled mobilenetv2 reads 64x64 faces, trained from FER-2013's 48x48 crops enlarged: those are not refused."""
+    from emotionkit import EmotionRecognizer
+
+    rec = EmotionRecognizer.from_pretrained("mobilenetv2", detector="none")
+    assert rec.preprocessor.size == (64, 64)
+    probs = rec.predict_proba(fer_faces[:4])
+    np.testing.assert_allclose(probs, rec.predict_proba(fer_faces[:4], upscale=True), atol=0)
+    with pytest.raises(InvalidImageError, match="smaller than the model's 64x64 input and than the 48x48"):
+        rec.predict_proba(fer_faces[:4, :40, :40])

@@ -19,7 +19,11 @@ from .exceptions import InvalidImageError
 from .io import to_float01
 from .types import Detection
 
-__all__ = ["FacePreprocessor", "rgb_to_gray"]
+__all__ = ["FacePreprocessor", "SMALLEST_TRAINED_FACE", "rgb_to_gray"]
+
+#: Side of FER-2013's crops (px), the faces every bundled model was trained from (a 64 px model enlarges them):
+#: ``faces(..., upscale=False)`` refuses faces smaller than this and than the model's input.
+SMALLEST_TRAINED_FACE = 48
 
 # ITU-R 601 luma, the weights of PIL's convert("L") that produced FER-2013's pixels.
 _LUMA = (0.299, 0.587, 0.114)
@@ -203,7 +207,9 @@ class FacePreprocessor:
             (a 3-D array whose last axis is 1, 3 or 4: no face is that narrow); uint8, uint16,
             or float in [0, 1]. Faces are resized to :attr:`size` (antialiased) when needed.
         upscale : bool, default True
-            Whether faces smaller than :attr:`size` may be enlarged; ``False`` refuses them.
+            Whether faces smaller than :attr:`size` may be enlarged; ``False`` refuses those that are
+            also smaller than :data:`SMALLEST_TRAINED_FACE` (FER-2013's 48 px crops, which a 64 px
+            model was trained from, enlarged).
 
         Returns
         -------
@@ -214,7 +220,7 @@ class FacePreprocessor:
         ------
         InvalidImageError
             Wrong number of dimensions or channels, empty input, bad values; faces smaller
-            than :attr:`size` with ``upscale=False``.
+            than :attr:`size` and :data:`SMALLEST_TRAINED_FACE` with ``upscale=False``.
         """
         if isinstance(faces, torch.Tensor):
             faces = faces.detach().cpu().numpy()
@@ -236,11 +242,13 @@ class FacePreprocessor:
             )
         h, w = faces.shape[1:3]
         size_h, size_w = self.size  # type: ignore[misc]  # a pair after __post_init__
-        if not upscale and (h < size_h or w < size_w):
+        least_h, least_w = min(size_h, SMALLEST_TRAINED_FACE), min(size_w, SMALLEST_TRAINED_FACE)
+        if not upscale and (h < least_h or w < least_w):
             raise InvalidImageError(
                 f"Received faces of {h}x{w} pixels (shape {received}), smaller than the model's "
-                f"{size_h}x{size_w} input: enlarging crops this small gives answers that mean little. "
-                f"Pass crops of at least {size_h}x{size_w}, or upscale=True to resize them anyway."
+                f"{size_h}x{size_w} input and than the {SMALLEST_TRAINED_FACE}x{SMALLEST_TRAINED_FACE} FER-2013 crops "
+                "models are trained from: enlarging crops this small gives answers that mean little. "
+                f"Pass crops of at least {least_h}x{least_w}, or upscale=True to resize them anyway."
             )
         x = torch.from_numpy(to_float01(faces)[..., :3]).permute(0, 3, 1, 2)
         if x.shape[1] == 3 and self.channels == 1:
