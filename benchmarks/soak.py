@@ -1,6 +1,6 @@
 """Soak test: many video frames and ``predict`` calls on one recognizer; the resident memory must stay flat.
 
-One :class:`~emotionkit.EmotionRecognizer` (the bundled ``cnn`` with MTCNN) runs
+One :class:`~emotionkit.EmotionRecognizer` (the bundled ``cnn`` with the default detector) runs
 
 - ``--frames`` video frames through :meth:`~emotionkit.EmotionRecognizer.stream`: a 320x240 clip
   panning over the sample photo, written once with PyAV and streamed again and again (each pass
