@@ -1,1 +1,33 @@
 """Subcommands of the ``emotionkit`` command line, one module each."""
+
+
+def detector_options(text: str) -> dict:
+    """Parse a ``--detector-options`` value: a JSON object of detector keyword arguments.
+
+    Parameters
+    ----------
+    text : str
+        What the user passed, e.g. ``'{"min_face_size": 40}'``.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    InvalidOptionError
+        Not JSON, or JSON that is not an object.
+    """
+    import json
+
+    from ..exceptions import InvalidOptionError
+
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, dict):
+        raise InvalidOptionError(
+            f"--detector-options must be a JSON object such as '{{\"min_face_size\": 20}}', got {text!r}."
+        )
+    return options

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from ..exceptions import InvalidOptionError
+from . import detector_options
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -51,14 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``batch``."""
-    try:
-        options = json.loads(args.detector_options)
-    except json.JSONDecodeError as exc:
-        options = exc
-    if not isinstance(options, dict):
-        raise InvalidOptionError(
-            f"--detector-options must be a JSON object such as '{{\"min_face_size\": 20}}', got {args.detector_options!r}."
-        )
+    options = detector_options(args.detector_options)
     common: dict[str, Any] = dict(
         model=args.model,
         detector=args.detector,

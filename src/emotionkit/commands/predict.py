@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EmotionKitError, InvalidImageError, one_line
+from . import detector_options
 
 #: Photos classified per batch (one detector batch per image size, one classifier pass per batch).
 CHUNK = 8
@@ -93,20 +94,12 @@ def _outputs(out: str | None, images: Sequence[str]) -> list[Path] | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``."""
     from ..drawing import annotate
-    from ..exceptions import InvalidOptionError
     from ..io import load_image
     from ..recognizer import EmotionRecognizer
 
     images = _inputs(args)
     outputs = _outputs(args.out, images)
-    try:
-        options = json.loads(args.detector_options)
-    except json.JSONDecodeError as exc:
-        options = exc
-    if not isinstance(options, dict):
-        raise InvalidOptionError(
-            f"--detector-options must be a JSON object such as '{{\"min_face_size\": 20}}', got {args.detector_options!r}."
-        )
+    options = detector_options(args.detector_options)
     recognizer = EmotionRecognizer.from_pretrained(
         args.model, detector=args.detector, device=args.device, detector_options=options
     )
