@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -168,18 +170,54 @@ def test_any_array_gives_valid_faces_or_a_clear_error(detector, image):
     assert _valid(faces, image.shape[0], image.shape[1])
 
 
-def test_onnxruntime_gives_the_same_faces(detector, photo):
+def test_onnxruntime_gives_the_same_faces(photo):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    import torch
+    from emotionkit.detectors.yunet import _padded
 
-    fast = YuNetDetector(runtime="onnx")
-    x = torch.from_numpy(np.ascontiguousarray(photo[None, :, :, ::-1])).permute(0, 3, 1, 2).float()
-    with torch.inference_mode():
-        for ours, theirs in zip(detector._net(x), fast._net(x)):
-            torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-4)
-    for a, b in zip(detector.detect_batch([photo, photo[::2, ::2]]), fast.detect_batch([photo, photo[::2, ::2]])):
+    slow, fast = YuNetDetector(runtime="torch"), YuNetDetector(runtime="onnx")
+    assert (slow.runtime, fast.runtime) == ("torch", "onnx")
+    batch = np.zeros((2, *_padded(photo.shape[:2]), 3), np.uint8)
+    batch[0, : photo.shape[0], : photo.shape[1]] = photo
+    batch[1, : photo.shape[0], : photo.shape[1]] = photo[:, ::-1]
+    ours, theirs = slow._net(batch), fast._net(batch)
+    assert ours.shape == theirs.shape == (2, 16, sum((512 // s) ** 2 for s in (8, 16, 32)))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-3, rtol=1e-4)
+    images = [photo, photo[::2, ::2], np.ascontiguousarray(photo[:500, :300])]  # padded to 512x320
+    for a, b in zip(slow.detect_batch(images), fast.detect_batch(images)):
         assert len(a) == len(b) == 1
-        np.testing.assert_allclose(a[0].box, b[0].box, atol=1e-2)
+        np.testing.assert_allclose(a[0].box, b[0].box, atol=1e-3)
+        np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=1e-3)
+        assert abs(a[0].score - b[0].score) < 1e-5
     with pytest.raises(ValueError, match="runtime"):
         YuNetDetector(runtime="tflite")  # type: ignore[arg-type]
+
+
+def test_rgb_stem_computes_what_the_bgr_network_does(photo):
+    import torch
+
+    from emotionkit.detectors import yunet
+
+    bgr = yunet._load_net(yunet._weights_path(), yunet.WEIGHTS_SHA256)
+    rgb = yunet._load_net(yunet._weights_path(), yunet.WEIGHTS_SHA256).take_rgb()
+    x = torch.from_numpy(np.array(photo[None])).permute(0, 3, 1, 2).float()
+    with torch.inference_mode():
+        for ours, theirs in zip(rgb(x), bgr(x.flip(1))):
+            torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-4)
+
+
+def test_auto_runtime_is_onnxruntime_when_installed_and_torch_without_it(photo, monkeypatch):
+    import sys
+
+    from emotionkit.detectors.yunet import default_runtime
+    from emotionkit.exceptions import MissingDependencyError
+
+    installed = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    assert default_runtime() == ("onnx" if installed else "torch")
+    assert YuNetDetector().runtime == default_runtime()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: importing it raises ImportError
+    assert default_runtime() == "torch"
+    fallback = YuNetDetector()
+    assert fallback.runtime == "torch" and len(fallback.detect(photo)) == 1
+    with pytest.raises(MissingDependencyError, match="onnxruntime"):
+        YuNetDetector(runtime="onnx")

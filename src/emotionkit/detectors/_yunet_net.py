@@ -58,7 +58,8 @@ class YuNetNet(nn.Module):
 
     Notes
     -----
-    Input: ``(N, 3, H, W)`` float32 BGR in 0-255 (no normalisation), H and W multiples of 32.
+    Input: ``(N, 3, H, W)`` float32 BGR in 0-255 (no normalisation), H and W multiples of 32; RGB after
+    :meth:`take_rgb`.
     """
 
     def __init__(self, widths: tuple[int, ...] = (64, 64, 64, 64, 64), shared: bool = True) -> None:
@@ -76,8 +77,19 @@ class YuNetNet(nn.Module):
         self.shared = nn.ModuleList(SeparableUnit(level, level) if shared else nn.Identity() for _ in STRIDES)
         self.heads = nn.ModuleList(SeparableUnit(level, HEAD_CHANNELS, relu=False) for _ in STRIDES)
 
+    def take_rgb(self) -> YuNetNet:
+        """Reverse the stem's input channels in place, so the network takes RGB instead of BGR; returns ``self``.
+
+        The weights were trained on BGR images; reversing the three input channels of the first
+        convolution's kernel computes the same thing on RGB input (to float rounding), and saves
+        flipping every photo's channels.
+        """
+        with torch.no_grad():
+            self.stem.weight.copy_(self.stem.weight.flip(1))
+        return self
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Map ``(N, 3, H, W)`` BGR 0-255 to three ``(N, 16, H/s, W/s)`` maps (s = 8, 16, 32)."""
+        """Map ``(N, 3, H, W)`` BGR 0-255 (RGB after :meth:`take_rgb`) to three ``(N, 16, H/s, W/s)`` maps (s = 8, 16, 32)."""
         x = F.max_pool2d(self.stem_unit(F.relu(self.stem(x))), 2)  # stride 4
         feats = []
         for i, stage in enumerate(self.stages):

@@ -4,7 +4,9 @@ With onnxruntime the whole detector takes 0.5-0.7x the CPU time it takes with to
 kernels on one core (``benchmarks/detection_recall.py --configs "yunet default" "yunet, onnxruntime"``:
 portrait 10 vs 19 ms, 1080p group photo 73 vs 128 ms, 1,200 FER faces 3.7 vs 5.2 s). The graph is
 written node by node from :class:`~emotionkit.detectors._yunet_net.YuNetNet`'s weights (no
-exporter, no file), so it computes exactly what the torch module does.
+exporter, no file), so it computes exactly what the torch module does; it also takes the
+detector's uint8 batch as it is (the cast and transpose are its first nodes) and returns the
+three levels' maps as one flat array, so nothing is converted in Python on either side.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._yunet_net import SeparableUnit, YuNetNet
+from ._yunet_net import HEAD_CHANNELS, SeparableUnit, YuNetNet
 
 __all__ = ["build_graph", "OnnxYuNet"]
 
@@ -69,12 +71,21 @@ class _Graph:
 
 
 def build_graph(net: YuNetNet) -> bytes:
-    """Serialise ``net`` as an ONNX model (opset 17): input ``image`` (N, 3, H, W), outputs ``s8, s16, s32``."""
+    """Serialise ``net`` as an ONNX model (opset 17) that takes the detector's uint8 batch and returns flat maps.
+
+    Input ``image``: ``(N, H, W, 3)`` uint8 in the network's channel order (RGB after
+    :meth:`YuNetNet.take_rgb`), H and W multiples of 32; the cast to float and the transpose to
+    NCHW are the graph's first nodes, so the caller converts nothing. Output ``maps``:
+    ``(N, 16, A)`` float32, the three levels' maps (strides 8, 16, 32) flattened row by row and
+    concatenated, ``A = sum(H/s * W/s)``.
+    """
     from ..export import _require
 
     onnx = _require("onnx", 'YuNetDetector(runtime="onnx")')
     g = _Graph(onnx)
-    x = g.unit(g.node("Relu", [g.conv("image", net.stem)]), net.stem_unit)
+    helper, tp = onnx.helper, onnx.TensorProto
+    image = g.node("Transpose", [g.node("Cast", ["image"], to=tp.FLOAT)], perm=[0, 3, 1, 2])
+    x = g.unit(g.node("Relu", [g.conv(image, net.stem)]), net.stem_unit)
     x = g.pool(x)
     feats = []
     for i, stage in enumerate(net.stages):
@@ -88,14 +99,14 @@ def build_graph(net: YuNetNet) -> bytes:
     mid = g.unit(g.up_add(feats[1], top), net.lateral[1])
     low = g.unit(g.up_add(feats[0], mid), net.lateral[0])
     outs = [g.unit(g.unit(f, s), h) for f, s, h in zip((low, mid, top), net.shared, net.heads)]
-    helper, tp = onnx.helper, onnx.TensorProto
-    names = ["s8", "s16", "s32"]
-    g.nodes += [helper.make_node("Identity", [o], [n]) for o, n in zip(outs, names)]
+    flat_shape = g.const(np.array([0, HEAD_CHANNELS, -1], np.int64))
+    flat = [g.node("Reshape", [o, flat_shape]) for o in outs]
+    g.nodes.append(helper.make_node("Concat", flat, ["maps"], axis=2))
     graph = helper.make_graph(
         g.nodes,
         "yunet",
-        [helper.make_tensor_value_info("image", tp.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info(n, tp.FLOAT, None) for n in names],
+        [helper.make_tensor_value_info("image", tp.UINT8, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("maps", tp.FLOAT, ["N", HEAD_CHANNELS, "A"])],
         initializer=g.weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="emotionkit")
@@ -104,12 +115,12 @@ def build_graph(net: YuNetNet) -> bytes:
 
 
 class OnnxYuNet:
-    """Callable like :class:`YuNetNet` (a batch tensor in, three maps out), run by onnxruntime.
+    """The network on onnxruntime: a uint8 ``(N, H, W, 3)`` batch in, flat ``(N, 16, A)`` maps out.
 
     Parameters
     ----------
     net : YuNetNet
-        The torch network whose weights the graph carries.
+        The torch network whose weights the graph carries (in its channel order).
     threads : int, optional
         onnxruntime's intra-op threads (default: ``torch.get_num_threads()``).
 
@@ -131,7 +142,6 @@ class OnnxYuNet:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(build_graph(net), sess_options=options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Map ``(N, 3, H, W)`` BGR 0-255 to the three ``(N, 16, H/s, W/s)`` maps."""
-        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return [torch.from_numpy(m) for m in self.session.run(None, {"image": array})]
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        """Map a C-contiguous ``(N, H, W, 3)`` uint8 batch (H, W multiples of 32) to ``(N, 16, A)`` maps."""
+        return torch.from_numpy(self.session.run(None, {"image": batch})[0])

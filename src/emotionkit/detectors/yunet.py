@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,7 @@ from ..io import to_uint8_rgb
 from ..types import Detection
 from ._yunet_net import STRIDES, YuNetNet
 
-__all__ = ["YuNetDetector", "SPEC", "WEIGHTS_SHA256"]
+__all__ = ["YuNetDetector", "SPEC", "WEIGHTS_SHA256", "default_runtime"]
 
 #: sha256 of ``assets/detectors/yunet/model.safetensors`` (written by ``tools/convert_yunet.py``).
 WEIGHTS_SHA256 = "84b65010fe6cf78a90a79bc34b860c0086982fe117a6d1c92a65fb1170181b94"
@@ -44,6 +45,48 @@ def _load_net(path: Path, sha256: str) -> YuNetNet:
     )
     net.load_state_dict(state, strict=True)
     return net.eval()
+
+
+def default_runtime(device: str | torch.device | None = None) -> Literal["torch", "onnx"]:
+    """What ``runtime="auto"`` runs the network with: ``"onnx"`` on the CPU when onnx and onnxruntime import, else ``"torch"``.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Where the detector runs (default CPU); onnxruntime is only used on the CPU.
+
+    Returns
+    -------
+    {"torch", "onnx"}
+
+    Examples
+    --------
+    >>> default_runtime("meta")
+    'torch'
+    """
+    if torch.device(device or "cpu").type != "cpu":
+        return "torch"
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnx"
+
+
+class _TorchYuNet:
+    """The network on torch, channels-last: a uint8 ``(N, H, W, 3)`` batch in, flat ``(N, 16, A)`` maps out."""
+
+    def __init__(self, net: YuNetNet, device: torch.device) -> None:
+        self.device = device
+        # Channels-last: 3x less CPU time than NCHW here, most of it in max pooling (measured in benchmarks/).
+        self.net = net.to(device).to(memory_format=torch.channels_last)
+
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        # A view of the NHWC batch: already channels-last, as the network runs.
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            return torch.cat([m.flatten(2) for m in self.net(x)], 2).float().cpu()
 
 
 class YuNetDetector:
@@ -76,10 +119,12 @@ class YuNetDetector:
         are mapped back to input pixels); ``None`` detects at full resolution.
     nms_iou : float, default 0.3
         Boxes overlapping a higher-scoring box by more than this IoU are suppressed.
-    runtime : {"torch", "onnx"}, default "torch"
+    runtime : {"auto", "torch", "onnx"}, default "auto"
         What runs the network. ``"onnx"`` runs the same weights with onnxruntime
-        (``pip install "emotionkit[onnx]"``): 0.5-0.7x the CPU time of torch's kernels
-        (``benchmarks/detection_recall.py``), the same detections.
+        (``pip install "emotionkit[onnx]"``): about half the CPU time of torch's kernels
+        (``benchmarks/detection_recall.py``), the same detections to float rounding.
+        ``"auto"`` picks ``"onnx"`` on the CPU when onnx and onnxruntime are installed and
+        ``"torch"`` otherwise (:func:`default_runtime`); :attr:`runtime` says which it chose.
 
     Raises
     ------
@@ -88,7 +133,7 @@ class YuNetDetector:
     ChecksumMismatchError
         The bundled weights file does not match its sha256.
     MissingDependencyError
-        ``runtime="onnx"`` without onnx and onnxruntime installed.
+        ``runtime="onnx"`` without onnx and onnxruntime installed (``"auto"`` then uses torch).
 
     Examples
     --------
@@ -106,10 +151,10 @@ class YuNetDetector:
         min_score: float = 0.5,
         max_side: int | None = 1280,
         nms_iou: float = 0.3,
-        runtime: Literal["torch", "onnx"] = "torch",
+        runtime: Literal["auto", "torch", "onnx"] = "auto",
     ) -> None:
-        if runtime not in ("torch", "onnx"):
-            raise ValueError(f"Received runtime={runtime!r}. Allowed: 'torch' or 'onnx'.")
+        if runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"Received runtime={runtime!r}. Allowed: 'auto', 'torch' or 'onnx'.")
         if min_face_size < 1 or not 0.0 <= min_score <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise ValueError(
                 f"Received min_face_size={min_face_size}, min_score={min_score}, nms_iou={nms_iou}. "
@@ -120,16 +165,17 @@ class YuNetDetector:
         self.min_score = float(min_score)
         self.max_side = None if max_side is None else int(max_side)
         self.nms_iou = float(nms_iou)
-        self.runtime = runtime
-        net = _load_net(_weights_path(), WEIGHTS_SHA256)
-        self._net: Callable[[torch.Tensor], list[torch.Tensor]]
-        if runtime == "onnx":
+        #: What runs the network, ``"torch"`` or ``"onnx"`` (what ``"auto"`` resolved to).
+        self.runtime: Literal["torch", "onnx"] = default_runtime(self.device) if runtime == "auto" else runtime
+        net = _load_net(_weights_path(), WEIGHTS_SHA256).take_rgb()  # photos are RGB: no channel flip per call
+        #: Maps a uint8 ``(N, H, W, 3)`` RGB batch (sides multiples of 32) to flat ``(N, 16, A)`` maps.
+        self._net: Callable[[np.ndarray], torch.Tensor]
+        if self.runtime == "onnx":
             from ._yunet_onnx import OnnxYuNet
 
             self._net = OnnxYuNet(net)
         else:
-            # Channels-last: 3x less CPU time than NCHW here, most of it in max pooling (measured in benchmarks/).
-            self._net = net.to(self.device).to(memory_format=torch.channels_last)
+            self._net = _TorchYuNet(net, self.device)
 
     def _scales(self, h: int, w: int) -> tuple[float, float]:
         """(fit, scale): ``fit`` brings the longer side within ``max_side``; ``scale`` is what the network sees."""
@@ -194,24 +240,33 @@ class YuNetDetector:
                 groups.setdefault(_padded(small.shape[:2]), []).append(i)
         results: list[list[Detection]] = [[] for _ in arrays]
         for (ph, pw), indices in groups.items():
-            batch = np.zeros((len(indices), ph, pw, 3), np.uint8)
-            for row, i in enumerate(indices):
-                small = prepared[i][0]
-                batch[row, : small.shape[0], : small.shape[1]] = small[:, :, ::-1]  # RGB -> BGR
-            # A view of the NHWC batch: already channels-last, as the network runs.
-            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
-            with torch.inference_mode():
-                maps = self._net(x)
+            first = prepared[indices[0]][0]
+            if (
+                len(indices) == 1
+                and first.shape[:2] == (ph, pw)
+                and first.flags.c_contiguous
+                and self.runtime == "onnx"
+            ):
+                batch = first[None]  # onnxruntime reads the photo's own pixels: no copy
+            else:
+                batch = np.zeros((len(indices), ph, pw, 3), np.uint8)  # zero padding up to multiples of 32
+                for row, i in enumerate(indices):
+                    small = prepared[i][0]
+                    batch[row, : small.shape[0], : small.shape[1]] = small
+            maps = self._net(batch)
+            priors = _priors(ph, pw)
             for row, i in enumerate(indices):
                 h, w = arrays[i].shape[:2]
-                results[i] = self._to_detections([m[row] for m in maps], prepared[i][1:], w, h)
+                results[i] = self._to_detections(_decode(maps[row], priors, self.min_score), prepared[i][1:], w, h)
         return results
 
-    def _to_detections(self, maps: list[torch.Tensor], scales: tuple[float, float], w: int, h: int) -> list[Detection]:
+    def _to_detections(
+        self, decoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor], scales: tuple[float, float], w: int, h: int
+    ) -> list[Detection]:
         from torchvision.ops import nms
 
         fit, scale = scales
-        boxes, scores, marks = _decode(maps, self.min_score)
+        boxes, scores, marks = decoded
         if scores.numel() == 0:
             return []
         keep = nms(boxes, scores, self.nms_iou)
@@ -233,32 +288,41 @@ def _padded(shape: tuple[int, ...]) -> tuple[int, int]:
     return tuple(-(-s // _ALIGN) * _ALIGN for s in shape[:2])  # type: ignore[return-value]
 
 
-def _decode(maps: list[torch.Tensor], min_score: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Turn one image's per-level maps ``(16, h, w)`` into boxes, scores and landmarks above ``min_score``.
+@lru_cache(maxsize=32)
+def _priors(height: int, width: int) -> torch.Tensor:
+    """``(3, A)`` float32 rows ``col, row, stride`` of every cell of the three levels, in the flat maps' order.
+
+    Computed once per network input size (video frames and photo batches repeat sizes).
+    """
+    cols, rows, strides = [], [], []
+    for stride in STRIDES:
+        h, w = height // stride, width // stride
+        r, c = np.divmod(np.arange(h * w), w)
+        cols.append(c)
+        rows.append(r)
+        strides.append(np.full(h * w, stride))
+    return torch.from_numpy(np.stack([np.concatenate(v) for v in (cols, rows, strides)]).astype(np.float32))
+
+
+def _decode(
+    maps: torch.Tensor, priors: torch.Tensor, min_score: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Turn one image's flat maps ``(16, A)`` into boxes, scores and landmarks above ``min_score``.
 
     Each cell of a level with stride ``s`` has a prior point at ``(col * s, row * s)``; the box
     centre and landmarks are offsets from it in units of ``s``, the box sides ``exp(.) * s``.
     """
-    all_boxes, all_scores, all_marks = [], [], []
-    for stride, m in zip(STRIDES, maps):
-        flat = m.flatten(1)  # (16, h*w)
-        score = torch.sqrt(torch.sigmoid(flat[0]) * torch.sigmoid(flat[1]))
-        idx = torch.nonzero(score >= min_score).flatten()
-        if idx.numel() == 0:
-            continue
-        cols, rows = (idx % m.shape[2]).float(), (idx // m.shape[2]).float()
-        sel = flat[:, idx]
-        cx, cy = (sel[2] + cols) * stride, (sel[3] + rows) * stride
-        half_w, half_h = torch.exp(sel[4]) * (stride / 2), torch.exp(sel[5]) * (stride / 2)
-        all_boxes.append(torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], 1))
-        all_scores.append(score[idx])
-        points = sel[6:16].reshape(5, 2, -1)
-        points = (points + torch.stack([cols, rows])[None]) * stride  # (5, 2, n)
-        all_marks.append(points.permute(2, 0, 1).reshape(-1, 10))
-    if not all_scores:
-        empty = torch.zeros((0, 4))
-        return empty, torch.zeros(0), torch.zeros((0, 10))
-    return torch.cat(all_boxes).float().cpu(), torch.cat(all_scores).float().cpu(), torch.cat(all_marks).float().cpu()
+    score = torch.sqrt(torch.sigmoid(maps[0]) * torch.sigmoid(maps[1]))
+    idx = torch.nonzero(score >= min_score).flatten()
+    if idx.numel() == 0:
+        return torch.zeros((0, 4)), torch.zeros(0), torch.zeros((0, 10))
+    sel = maps[:, idx].float()
+    cols, rows, stride = priors[:, idx]
+    cx, cy = (sel[2] + cols) * stride, (sel[3] + rows) * stride
+    half_w, half_h = torch.exp(sel[4]) * (stride / 2), torch.exp(sel[5]) * (stride / 2)
+    boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], 1)
+    points = (sel[6:16].reshape(5, 2, -1) + torch.stack([cols, rows])[None]) * stride  # (5, 2, n)
+    return boxes, score[idx].float(), points.permute(2, 0, 1).reshape(-1, 10)
 
 
 #: The ``yunet`` entry of the ``emotionkit.detectors`` group (its options: YuNetDetector's arguments).
