@@ -58,9 +58,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "min 40, P-Net .8": {"min_face_size": 40, "thresholds": (0.8, 0.7, 0.7)},
     "default, max_side 640": {"max_side": 640},
     "default, full resolution": {"max_side": None},
-    # YuNetDetector's defaults (min_face_size 10, min_score 0.5, max_side 1280, nms_iou 0.3) with these changes.
+    # YuNetDetector's defaults (min_face_size 10, min_score 0.5, max_side 1280, nms_iou 0.3, runtime "auto":
+    # onnxruntime when installed) with these changes.
     "yunet default": {"detector": "yunet"},
     "yunet, onnxruntime": {"detector": "yunet", "runtime": "onnx"},
+    "yunet, torch": {"detector": "yunet", "runtime": "torch"},
     "yunet, scores >= 0.3": {"detector": "yunet", "min_score": 0.3},
     "yunet, max_side 640": {"detector": "yunet", "max_side": 640},
     "yunet, min 20": {"detector": "yunet", "min_face_size": 20},

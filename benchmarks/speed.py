@@ -7,7 +7,7 @@ four architectures when none is bundled: same architecture, same speed):
   and the GFLOP/s that implies (FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``);
 - end to end, photo -> emotions with the MTCNN detector, on real photos of several sizes
   (``benchmarks/_photos.py``): median wall ms, CPU ms, and faces found out of the known faces;
-  for the first model also with the YuNet detector (torch, and onnxruntime for the detector);
+  for the first model also with the YuNet detector (the default: onnxruntime when installed, and torch);
 - the same photos through ``fer`` (Haar or MTCNN, TFLite or Keras) in its own venv
   (``benchmarks/_fer_side.py``), run as a subprocess of this run with the same thread count.
 
@@ -270,12 +270,16 @@ def main(argv: list[str] | None = None) -> int:
                             args,  # type: ignore[union-attr]
                         )
                     if i == 0 and runtime in ("torch", "onnx"):
-                        for det_runtime in ("torch", "onnx"):
+                        # YuNet as the library's default runs it (runtime "auto": onnxruntime when installed),
+                        # and on torch, what "auto" falls back to without onnxruntime.
+                        for det_runtime in ("auto", "torch"):
                             yunet = _load(where, runtime, "yunet", {"runtime": det_runtime})
-                            name = f"emotionkit {label} {runtime} YuNet ({det_runtime} detector)"
+                            chosen = yunet.detector.runtime  # type: ignore[union-attr]
+                            what = f"default, {chosen}" if det_runtime == "auto" else chosen
+                            name = f"emotionkit {label} {runtime} YuNet ({what} detector)"
                             result["e2e"][name] = bench_e2e(name, yunet.predict, pics, args)
                             if runtime == "torch":
-                                name = f"emotionkit YuNet ({det_runtime}) detection only"
+                                name = f"emotionkit YuNet ({what}) detection only"
                                 result["e2e"][name] = bench_e2e(name, yunet.detector.detect, pics, args)  # type: ignore[union-attr]
                     if i == 0 and runtime == "torch":
                         if not args.no_old_path:

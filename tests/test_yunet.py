@@ -172,7 +172,6 @@ def test_any_array_gives_valid_faces_or_a_clear_error(detector, image):
 
 def test_onnxruntime_gives_the_same_faces(photo):
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     from emotionkit.detectors.yunet import _padded
 
     slow, fast = YuNetDetector(runtime="torch"), YuNetDetector(runtime="onnx")
@@ -191,6 +190,19 @@ def test_onnxruntime_gives_the_same_faces(photo):
         assert abs(a[0].score - b[0].score) < 1e-5
     with pytest.raises(ValueError, match="runtime"):
         YuNetDetector(runtime="tflite")  # type: ignore[arg-type]
+
+
+def test_the_hand_written_graph_is_a_valid_onnx_model():
+    onnx = pytest.importorskip("onnx")
+    from emotionkit.detectors import yunet
+    from emotionkit.detectors._yunet_onnx import build_graph
+
+    model = onnx.load_from_string(build_graph(yunet._load_net(yunet._weights_path(), yunet.WEIGHTS_SHA256)))
+    onnx.checker.check_model(model, full_check=True)  # also infers every node's output shape
+    assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["maps"]
+    assert model.opset_import[0].version == 17 and model.ir_version == 8
+    resize = next(n for n in model.graph.node if n.op_type == "Resize")
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}["mode"] == b"nearest"
 
 
 def test_rgb_stem_computes_what_the_bgr_network_does(photo):
@@ -212,7 +224,7 @@ def test_auto_runtime_is_onnxruntime_when_installed_and_torch_without_it(photo, 
     from emotionkit.detectors.yunet import default_runtime
     from emotionkit.exceptions import MissingDependencyError
 
-    installed = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    installed = importlib.util.find_spec("onnxruntime") is not None
     assert default_runtime() == ("onnx" if installed else "torch")
     assert YuNetDetector().runtime == default_runtime()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: importing it raises ImportError

@@ -4,7 +4,8 @@ With onnxruntime the whole detector takes 0.5-0.7x the CPU time it takes with to
 kernels on one core (``benchmarks/detection_recall.py --configs "yunet default" "yunet, onnxruntime"``:
 portrait 10 vs 19 ms, 1080p group photo 73 vs 128 ms, 1,200 FER faces 3.7 vs 5.2 s). The graph is
 written node by node from :class:`~emotionkit.detectors._yunet_net.YuNetNet`'s weights (no
-exporter, no file), so it computes exactly what the torch module does; it also takes the
+exporter, no file, and not even the ``onnx`` package: :mod:`~emotionkit.detectors._onnx_proto`
+encodes it), so it computes exactly what the torch module does; it also takes the
 detector's uint8 batch as it is (the cast and transpose are its first nodes) and returns the
 three levels' maps as one flat array, so nothing is converted in Python on either side.
 """
@@ -17,16 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _onnx_proto as proto
 from ._yunet_net import HEAD_CHANNELS, SeparableUnit, YuNetNet
 
 __all__ = ["build_graph", "OnnxYuNet"]
 
 
 class _Graph:
-    def __init__(self, onnx: Any) -> None:
-        self.onnx = onnx
-        self.nodes: list[Any] = []
-        self.weights: list[Any] = []
+    def __init__(self) -> None:
+        self.nodes: list[bytes] = []
+        self.weights: list[bytes] = []
         self.count = 0
 
     def _name(self, prefix: str) -> str:
@@ -35,12 +36,12 @@ class _Graph:
 
     def const(self, value: np.ndarray) -> str:
         name = self._name("w")
-        self.weights.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name))
+        self.weights.append(proto.tensor(name, value))
         return name
 
-    def node(self, op: str, inputs: list[str], **attrs: Any) -> str:
-        out = self._name(op.lower())
-        self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], **attrs))
+    def node(self, op: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        out = out or self._name(op.lower())
+        self.nodes.append(proto.node(op, inputs, [out], **attrs))
         return out
 
     def conv(self, x: str, conv: nn.Conv2d) -> str:
@@ -79,12 +80,8 @@ def build_graph(net: YuNetNet) -> bytes:
     ``(N, 16, A)`` float32, the three levels' maps (strides 8, 16, 32) flattened row by row and
     concatenated, ``A = sum(H/s * W/s)``.
     """
-    from ..export import _require
-
-    onnx = _require("onnx", 'YuNetDetector(runtime="onnx")')
-    g = _Graph(onnx)
-    helper, tp = onnx.helper, onnx.TensorProto
-    image = g.node("Transpose", [g.node("Cast", ["image"], to=tp.FLOAT)], perm=[0, 3, 1, 2])
+    g = _Graph()
+    image = g.node("Transpose", [g.node("Cast", ["image"], to=proto.FLOAT)], perm=[0, 3, 1, 2])
     x = g.unit(g.node("Relu", [g.conv(image, net.stem)]), net.stem_unit)
     x = g.pool(x)
     feats = []
@@ -100,18 +97,15 @@ def build_graph(net: YuNetNet) -> bytes:
     low = g.unit(g.up_add(feats[0], mid), net.lateral[0])
     outs = [g.unit(g.unit(f, s), h) for f, s, h in zip((low, mid, top), net.shared, net.heads)]
     flat_shape = g.const(np.array([0, HEAD_CHANNELS, -1], np.int64))
-    flat = [g.node("Reshape", [o, flat_shape]) for o in outs]
-    g.nodes.append(helper.make_node("Concat", flat, ["maps"], axis=2))
-    graph = helper.make_graph(
+    g.node("Concat", [g.node("Reshape", [o, flat_shape]) for o in outs], "maps", axis=2)
+    graph = proto.graph(
         g.nodes,
         "yunet",
-        [helper.make_tensor_value_info("image", tp.UINT8, ["N", "H", "W", 3])],
-        [helper.make_tensor_value_info("maps", tp.FLOAT, ["N", HEAD_CHANNELS, "A"])],
-        initializer=g.weights,
+        [proto.value_info("image", proto.UINT8, ["N", "H", "W", 3])],
+        [proto.value_info("maps", proto.FLOAT, ["N", HEAD_CHANNELS, "A"])],
+        g.weights,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="emotionkit")
-    model.ir_version = 8
-    return model.SerializeToString()
+    return proto.model(graph, opset=17, ir_version=8, producer="emotionkit")
 
 
 class OnnxYuNet:
@@ -127,7 +121,7 @@ class OnnxYuNet:
     Raises
     ------
     MissingDependencyError
-        onnx or onnxruntime is not installed (``pip install "emotionkit[onnx]"``).
+        onnxruntime is not installed (``pip install "emotionkit[onnx]"``).
     """
 
     def __init__(self, net: YuNetNet, threads: int | None = None) -> None:

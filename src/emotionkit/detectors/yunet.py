@@ -48,7 +48,7 @@ def _load_net(path: Path, sha256: str) -> YuNetNet:
 
 
 def default_runtime(device: str | torch.device | None = None) -> Literal["torch", "onnx"]:
-    """What ``runtime="auto"`` runs the network with: ``"onnx"`` on the CPU when onnx and onnxruntime import, else ``"torch"``.
+    """What ``runtime="auto"`` runs the network with: ``"onnx"`` on the CPU when onnxruntime imports, else ``"torch"``.
 
     Parameters
     ----------
@@ -67,7 +67,6 @@ def default_runtime(device: str | torch.device | None = None) -> Literal["torch"
     if torch.device(device or "cpu").type != "cpu":
         return "torch"
     try:
-        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return "torch"
@@ -123,7 +122,7 @@ class YuNetDetector:
         What runs the network. ``"onnx"`` runs the same weights with onnxruntime
         (``pip install "emotionkit[onnx]"``): about half the CPU time of torch's kernels
         (``benchmarks/detection_recall.py``), the same detections to float rounding.
-        ``"auto"`` picks ``"onnx"`` on the CPU when onnx and onnxruntime are installed and
+        ``"auto"`` picks ``"onnx"`` on the CPU when onnxruntime is installed and
         ``"torch"`` otherwise (:func:`default_runtime`); :attr:`runtime` says which it chose.
 
     Raises
@@ -133,7 +132,7 @@ class YuNetDetector:
     ChecksumMismatchError
         The bundled weights file does not match its sha256.
     MissingDependencyError
-        ``runtime="onnx"`` without onnx and onnxruntime installed (``"auto"`` then uses torch).
+        ``runtime="onnx"`` without onnxruntime installed (``"auto"`` then uses torch).
 
     Examples
     --------
