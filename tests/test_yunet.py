@@ -205,6 +205,18 @@ def test_the_hand_written_graph_is_a_valid_onnx_model():
     assert {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}["mode"] == b"nearest"
 
 
+def test_detectors_survive_pickling_and_copies(photo):
+    import copy
+    import pickle
+
+    for runtime in ("torch", "auto"):
+        detector = YuNetDetector(runtime=runtime, min_score=0.6)
+        expected = detector.detect(photo)
+        for clone in (pickle.loads(pickle.dumps(detector)), copy.deepcopy(detector)):
+            assert clone.runtime == detector.runtime and clone.min_score == 0.6
+            assert clone.detect(photo) == expected
+
+
 def test_rgb_stem_computes_what_the_bgr_network_does(photo):
     import torch
 

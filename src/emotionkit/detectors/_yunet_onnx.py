@@ -1,8 +1,9 @@
 """The YuNet network as an ONNX graph built from its torch module's tensors, run by onnxruntime.
 
-With onnxruntime the whole detector takes 0.5-0.7x the CPU time it takes with torch's eager
-kernels on one core (``benchmarks/detection_recall.py --configs "yunet default" "yunet, onnxruntime"``:
-portrait 10 vs 19 ms, 1080p group photo 73 vs 128 ms, 1,200 FER faces 3.7 vs 5.2 s). The graph is
+With onnxruntime the whole detector takes about 0.6x the CPU time it takes with torch's eager
+kernels on one core (``benchmarks/detection_recall.py --fer 1200 --configs "yunet default" "yunet, torch"``:
+1,200 FER faces on 100 photos in 2.8 vs 4.6 s); on a 512x512 photo the network's 0.69 GFLOP then run
+at about 95 GFLOP/s on one core, close to what its FP32 vector units can do. The graph is
 written node by node from :class:`~emotionkit.detectors._yunet_net.YuNetNet`'s weights (no
 exporter, no file, and not even the ``onnx`` package: :mod:`~emotionkit.detectors._onnx_proto`
 encodes it), so it computes exactly what the torch module does; it also takes the
@@ -125,16 +126,29 @@ class OnnxYuNet:
     """
 
     def __init__(self, net: YuNetNet, threads: int | None = None) -> None:
+        self._graph = build_graph(net)
+        self._threads = int(threads or torch.get_num_threads())
+        self.session = self._session()
+
+    def _session(self) -> Any:
         from ..export import _require
 
         ort = _require("onnxruntime", 'YuNetDetector(runtime="onnx")')
         options = ort.SessionOptions()
         # No spinning: the session shares the cores with the classifier (see emotionkit.export.OnnxBackbone).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(build_graph(net), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(self._graph, sess_options=options, providers=["CPUExecutionProvider"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # An onnxruntime session cannot be pickled: keep the graph and threads, and rebuild it (copies, processes).
+        return {"_graph": self._graph, "_threads": self._threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.session = self._session()
 
     def __call__(self, batch: np.ndarray) -> torch.Tensor:
         """Map a C-contiguous ``(N, H, W, 3)`` uint8 batch (H, W multiples of 32) to ``(N, 16, A)`` maps."""
