@@ -120,7 +120,7 @@ class YuNetDetector:
         Boxes overlapping a higher-scoring box by more than this IoU are suppressed.
     runtime : {"auto", "torch", "onnx"}, default "auto"
         What runs the network. ``"onnx"`` runs the same weights with onnxruntime
-        (``pip install "emotionkit[onnx]"``): about 0.6x the CPU time of torch's kernels
+        (a dependency of emotionkit): about 0.6x the CPU time of torch's kernels
         (``benchmarks/detection_recall.py``), the same detections to float rounding.
         ``"auto"`` picks ``"onnx"`` on the CPU when onnxruntime is installed and
         ``"torch"`` otherwise (:func:`default_runtime`); :attr:`runtime` says which it chose.
