@@ -91,7 +91,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
     p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
-    p.add_argument("--distill-from", default=None, help="teacher model name or directory")
+    p.add_argument(
+        "--distill-from",
+        default=None,
+        help="teachers: model names or run directories, comma-separated (e.g. mobilenetv2,cnn,resnet); "
+        "their mean softened probabilities are the distillation target",
+    )
+    p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the distillation term (default 0.5)")
+    p.add_argument(
+        "--distill-temperature", type=float, default=2.0, help="softmax temperature of distillation (default 2)"
+    )
     p.add_argument(
         "--init",
         default="scratch",
@@ -336,6 +345,7 @@ def run(args: argparse.Namespace) -> int:
         return launch(args.nproc, _without_nproc(list(args._argv)))
     from ..data.loading import load_splits
     from ..recognizer import EmotionRecognizer
+    from ..training.distill import teacher_names
     from ..training.evaluate import evaluate
     from ..training.reports import distribution_markdown, write_report
     from ..training.trainer import TrainConfig, Trainer
@@ -358,6 +368,8 @@ def run(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         time_budget_minutes=args.time_budget,
         distill_from=args.distill_from,
+        distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
         init=args.init,
         init_from=args.init_from,
         seed=args.seed,
@@ -373,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
         soft_target_weight=args.soft_target_weight,
     )
     split_seed = args.seed if args.split_seed is None else args.split_seed
-    for source in (args.init_from, args.distill_from):
+    for source in (args.init_from, *teacher_names(args.distill_from or "")):
         check_same_split(source, args.split, split_seed, args.val_fraction, _fractions(args.fractions))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns the run directory
         check_out_directory(Path(args.out), resume=args.resume, overwrite=args.overwrite)

@@ -32,6 +32,7 @@ from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
 from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
+from .distill import TeacherEnsemble, distillation_loss
 from .distributed import ProcessGroup
 from .finetune import set_trainable
 from .init_weights import is_init_path, load_init_weights
@@ -85,7 +86,10 @@ class TrainConfig:
         Wall-clock budget: the cosine schedule anneals on whichever of steps or time runs out first,
         and training ends when it does (so a run on a busy machine still finishes annealed).
     distill_from : str, optional
-        A model name or directory used as teacher (knowledge distillation, Hinton et al. 2015).
+        Teachers for knowledge distillation (Hinton et al. 2015): one or more bundled model names or
+        run directories, comma-separated. Their mean softened probabilities are the distillation
+        target; each sees the augmented faces as its own preprocessing makes them
+        (:class:`~emotionkit.training.distill.TeacherEnsemble`).
     distill_alpha, distill_temperature : float
         Weight of the distillation term and its softmax temperature.
     seed : int
@@ -507,14 +511,8 @@ class Trainer:
                 else:
                     loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
                 if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher.logits(xb)
                     t = cfg.distill_temperature
-                    kd = (
-                        F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean")
-                        * t
-                        * t
-                    )
+                    kd = distillation_loss(logits, teacher.soft_targets(xb, t), t)
                     loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -720,14 +718,13 @@ class Trainer:
                     group["lr"] *= cfg.finetune_lr_factor
         return frozen, (1.0 if phase == 1 else cfg.finetune_lr_factor)
 
-    def _teacher(self) -> EmotionRecognizer | None:
+    def _teacher(self) -> TeacherEnsemble | None:
         if not self.config.distill_from:
             return None
-        teacher = EmotionRecognizer.from_pretrained(self.config.distill_from, detector=None)
-        if teacher.preprocessor.to_dict() != self.preprocessor.to_dict():
-            raise IncompatibleComponentsError(
-                f"The teacher {self.config.distill_from!r} was trained with preprocessing {teacher.preprocessor.to_dict()}, "
-                f"the student uses {self.preprocessor.to_dict()}; distillation needs the same input."
+        teacher = TeacherEnsemble.load(self.config.distill_from, self.preprocessor)
+        for name in teacher.names:
+            self.log(
+                f"distilling from {name!r} (alpha {self.config.distill_alpha}, T {self.config.distill_temperature})"
             )
         return teacher
 
