@@ -152,6 +152,7 @@ UNDER_THE_RECOGNIZER = (
     "emotionkit.explainers.gradcam",
     "emotionkit.explainers.attention",
     "emotionkit.export",
+    "emotionkit.photos",
     "emotionkit.video.stream",
     "emotionkit.keras._core",
     "emotionkit.keras._transfer",

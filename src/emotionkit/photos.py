@@ -1,7 +1,9 @@
-"""The steps of :meth:`EmotionRecognizer.predict_batch` around detection and classification.
+"""Photos in, one result per face out: the pipeline behind :meth:`EmotionRecognizer.predict_batch` and ``explain``.
 
-Checking that a batch is a sequence of images, reading it with the chosen error policy, warning when face
-crops went through a face detector, and turning probabilities back into per-photo results.
+Checking that a batch is a sequence of images, reading it with the chosen error policy, finding faces, warning
+when face crops went through a face detector, cropping, classifying all faces in one pass of the inference
+core (or explaining them), and turning probabilities back into per-photo results. The recognizer only
+chooses the detector; everything here works on an :class:`~emotionkit.inference.InferenceModel`.
 """
 
 from __future__ import annotations
@@ -9,16 +11,98 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .exceptions import EmotionKitError, EmotionKitWarning, InvalidImageError, InvalidOptionError
+from .explainers import checked_explainer, explain_tensor
+from .inference import InferenceModel
+from .interfaces import FaceDetector
 from .io import ImageInput, load_image
-from .types import Detection, FaceEmotion
+from .types import BatchResults, Detection, FaceEmotion
 
-__all__ = ["read_batch", "warn_if_crops", "face_results"]
+__all__ = ["predict_photos", "explain_photo", "read_batch", "warn_if_crops", "face_results"]
+
+
+def predict_photos(
+    core: InferenceModel,
+    detector: FaceDetector,
+    images: Sequence[ImageInput],
+    errors: Literal["raise", "skip"] = "raise",
+    *,
+    warn_crops: bool = True,
+) -> BatchResults:
+    """Read, detect, crop and classify every face of many photos, all faces in one pass of ``core``.
+
+    Parameters
+    ----------
+    core : InferenceModel
+        Preprocesses the crops and classifies them.
+    detector : FaceDetector
+        Finds the faces (a whole-image detector makes each photo one face).
+    images : sequence
+        Paths, PIL images or arrays (a list or tuple).
+    errors : {"raise", "skip"}, default "raise"
+        As :func:`read_batch`.
+    warn_crops : bool, default True
+        Warn (:func:`warn_if_crops`) when small images hold no face; off for a whole-image detector.
+
+    Returns
+    -------
+    BatchResults
+        As :meth:`EmotionRecognizer.predict_batch`.
+    """
+    arrays, failed = read_batch(images, errors)
+    detections = detector.detect_batch(arrays)
+    if warn_crops:
+        warn_if_crops(arrays, detections, core.preprocessor.size)  # type: ignore[arg-type]  # a pair by now
+    crops = [core.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
+    counts = [len(d) for d in detections]
+    results: list[list[FaceEmotion]] = [[] for _ in arrays]
+    if sum(counts):
+        probs = core.probabilities(torch.cat(crops))
+        ends = np.cumsum(counts).tolist()
+        results = [face_results(d, probs[end - n : end], core.labels) for d, n, end in zip(detections, counts, ends)]
+    good = iter(results)
+    return BatchResults([[] if i in failed else next(good) for i in range(len(images))], failed)
+
+
+def explain_photo(
+    core: InferenceModel, detector: FaceDetector, image: ImageInput, target: str | None, method: str, **options: Any
+) -> list[FaceEmotion]:
+    """Find, classify and explain every face of one photo (the options are checked before detection).
+
+    Parameters
+    ----------
+    core : InferenceModel
+        Classifies the crops; its torch model is explained.
+    detector : FaceDetector
+        Finds the faces.
+    image : str, os.PathLike, PIL.Image.Image or numpy.ndarray
+        The photo.
+    target : str or None
+        The class to explain, or ``None`` for each face's top label.
+    method : str
+        A registered explainer.
+    **options
+        Explainer options.
+
+    Returns
+    -------
+    list of FaceEmotion
+        As :meth:`EmotionRecognizer.explain`.
+    """
+    explainer = checked_explainer(core, method, target, **options)
+    array = load_image(image)
+    detections = detector.detect(array)
+    if not detections:
+        return []
+    probs, maps = explain_tensor(core, explainer, core.preprocessor.crops(array, detections), target)
+    return [replace(face, heatmap=heatmap) for face, heatmap in zip(face_results(detections, probs, core.labels), maps)]
 
 
 def read_batch(
@@ -97,7 +181,7 @@ def warn_if_crops(
             f"{size_h}x{size_w} input (e.g. {h}x{w}). If they are face "
             "crops already, classify them without detection: detector='none' (--detector none), or predict_proba.",
             EmotionKitWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
 
 
