@@ -22,7 +22,7 @@ from .exceptions import EmotionKitError, EmotionKitWarning, InvalidImageError, I
 from .explainers import checked_explainer, explain_tensor
 from .inference import InferenceModel
 from .interfaces import FaceDetector
-from .io import ImageInput, load_image
+from .io import ImageInput, decode_image, to_uint8_rgb
 from .types import BatchResults, Detection, FaceEmotion
 
 __all__ = ["predict_photos", "explain_photo", "read_batch", "warn_if_crops", "face_results"]
@@ -57,7 +57,7 @@ def predict_photos(
         As :meth:`EmotionRecognizer.predict_batch`.
     """
     arrays, failed = read_batch(images, errors)
-    detections = detector.detect_batch(arrays)
+    detections = detector.detect_batch([to_uint8_rgb(a) for a in arrays])  # the same array for uint8 RGB
     if warn_crops:
         warn_if_crops(arrays, detections, core.preprocessor.size)  # type: ignore[arg-type]  # a pair by now
     crops = [core.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
@@ -97,8 +97,8 @@ def explain_photo(
         As :meth:`EmotionRecognizer.explain`.
     """
     explainer = checked_explainer(core, method, target, **options)
-    array = load_image(image)
-    detections = detector.detect(array)
+    array = decode_image(image)
+    detections = detector.detect(to_uint8_rgb(array))
     if not detections:
         return []
     probs, maps = explain_tensor(core, explainer, core.preprocessor.crops(array, detections), target)
@@ -120,7 +120,8 @@ def read_batch(
     Returns
     -------
     (list of numpy.ndarray, dict of int to Exception)
-        The readable images as ``(H, W, 3)`` uint8, and the index and error of each skipped one.
+        The readable images as :func:`~emotionkit.io.decode_image` returns them (grey stays grey,
+        uint16 and float keep their precision), and the index and error of each skipped one.
 
     Raises
     ------
@@ -144,7 +145,7 @@ def read_batch(
     failed: dict[int, Exception] = {}
     for i, image in enumerate(images):
         try:
-            arrays.append(load_image(image))
+            arrays.append(decode_image(image))
         except EmotionKitError as exc:
             if errors == "raise":
                 raise

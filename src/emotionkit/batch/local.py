@@ -177,13 +177,13 @@ def classify_paths(recognizer: Any, identity: ModelIdentity, paths: Sequence[str
     list of dict
         The rows of every file.
     """
-    from ..io import load_image
+    from ..io import decode_image
 
     per_path: dict[str, list[dict[str, Any]]] = {}
     arrays, readable = [], []
     for path in paths:
         try:
-            arrays.append(load_image(path))
+            arrays.append(decode_image(path))
             readable.append(path)
         except Exception as exc:  # a bad file never stops the job: its error is its row
             per_path[path] = rows_for_error(path, exc, identity)

@@ -21,7 +21,7 @@ import torch
 
 from ..exceptions import ImageNotFoundError, InvalidDataError, InvalidImageError, suggest
 from ..interfaces import FaceDetector
-from ..io import load_image
+from ..io import decode_image, to_uint8_rgb
 from ..preprocessing import FacePreprocessor
 from ..types import EMOTIONS
 from .fer2013 import FaceDataset
@@ -338,7 +338,7 @@ def _read_faces(
         arrays: dict[int, np.ndarray] = {}
         for i in chunk:
             try:
-                arrays[i] = load_image(paths[i])
+                arrays[i] = decode_image(paths[i])
             except InvalidImageError as exc:
                 if on_bad_file == "raise":
                     raise InvalidDataError(
@@ -374,15 +374,16 @@ def _faces(
     whole: list[int] = list(range(len(arrays)))
     if detector is not None:
         whole = []
-        for i, (arr, dets) in enumerate(zip(arrays, detector.detect_batch(arrays))):
+        found = detector.detect_batch([to_uint8_rgb(a) for a in arrays])  # the detector takes uint8 RGB
+        for i, (arr, dets) in enumerate(zip(arrays, found)):
             if dets:
                 out[i] = _to_uint8(pre.crops(arr, [max(dets, key=lambda d: d.score)]))[0]
             elif no_face == "whole":
                 whole.append(i)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
+    alike: dict[tuple[tuple[int, ...], str], list[int]] = {}  # stacked together: same shape and dtype
     for i in whole:
-        by_shape.setdefault(arrays[i].shape, []).append(i)
-    for indices in by_shape.values():
+        alike.setdefault((arrays[i].shape, arrays[i].dtype.str), []).append(i)
+    for indices in alike.values():
         batch = _to_uint8(pre.faces(np.stack([arrays[i] for i in indices])))
         for i, face in zip(indices, batch):
             out[i] = face
