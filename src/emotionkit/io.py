@@ -317,10 +317,10 @@ def decode_image(image: ImageInput) -> np.ndarray:
     >>> decode_image(np.zeros((4, 5), np.uint16)).shape
     (4, 5, 1)
     """
-    return _decode(image, outer_frames=0)
+    return _read_image(image, outer_frames=0)
 
 
-def _decode(image: ImageInput, outer_frames: int) -> np.ndarray:
+def _read_image(image: ImageInput, outer_frames: int) -> np.ndarray:
     """:func:`decode_image`; ``outer_frames`` public functions above it, so a warning names their caller."""
     if isinstance(image, (str, os.PathLike)):
         return _open_path(image, stacklevel=5 + outer_frames)
@@ -370,4 +370,4 @@ def load_image(image: ImageInput) -> np.ndarray:
     >>> load_image(sample_image_path()).shape
     (512, 512, 3)
     """
-    return _rgb_uint8(_decode(image, outer_frames=1))
+    return _rgb_uint8(_read_image(image, outer_frames=1))

@@ -331,7 +331,9 @@ class Trainer:
                 break
         if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
             return {"history": run.state["history"], "best_epoch": run.state["best_epoch"], "rank": self.group.rank}
-        return self._finish(run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason)
+        return self._calibrate_and_save_best(
+            run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason
+        )
 
     def _start_run(
         self,
@@ -534,7 +536,7 @@ class Trainer:
             self._save_checkpoint(run.ckpt_path, run.model, run.opt, run.plateau, run.gen, state)
             (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
 
-    def _finish(
+    def _calibrate_and_save_best(
         self,
         x_train: torch.Tensor,
         x_val: torch.Tensor,
