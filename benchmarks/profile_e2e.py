@@ -27,7 +27,7 @@ from emotionkit.registry import load_plugin  # noqa: E402
 
 #: (stage, file suffix, function name): cumulative time of these functions.
 STAGES = [
-    ("load_image", "emotionkit/io.py", "load_image"),
+    ("decode_image", "emotionkit/io.py", "decode_image"),
     ("detection (all)", "detectors/mtcnn.py", "detect_batch"),
     ("  P-Net over the pyramid", "detectors/_cascade.py", "_stage_one"),
     ("    pyramid (uint8 resizes)", "detectors/_cascade.py", "_pyramid"),
@@ -37,8 +37,8 @@ STAGES = [
     ("  O-Net forward", "detectors/_nets.py", "forward:FastONet"),
     ("  non-maximum suppression", "torchvision/ops/boxes.py", "batched_nms"),
     ("face crops for the classifier", "emotionkit/preprocessing.py", "crops"),
-    ("classifier (logits)", "emotionkit/recognizer.py", "logits"),
-    ("results (FaceEmotion objects)", "emotionkit/recognizer.py", "_results"),
+    ("classifier (logits)", "emotionkit/inference.py", "logits"),
+    ("results (FaceEmotion objects)", "emotionkit/photos.py", "face_results"),
 ]
 
 

@@ -29,6 +29,7 @@ from emotionkit.data.ferplus import read_ferplus, relabel_by_majority
 from emotionkit.data.splits import cross_split_duplicates, stratified_split
 from emotionkit.recognizer import EmotionRecognizer
 from emotionkit.registry import list_plugins, load_plugin
+from emotionkit.training.distill import teacher_names
 from emotionkit.training.metrics import classification_metrics, softmax
 from emotionkit.training.trainer import predict_logits
 from emotionkit.weights import sha256sum
@@ -87,6 +88,48 @@ def _init_line(init: dict | None) -> list[str]:
     ]
 
 
+def _previous_lines(name: str, previous: dict | None) -> list[str]:
+    """Card lines for the bundled model a run warm-restarted from: its sha256, accuracy and every stage's command."""
+    if not previous:
+        return []
+    training = previous["training"]
+    stages = [training.get("first_stage"), *training.get("middle_stages", []), training]
+    commands = [s["command"] for s in stages if s and s.get("command")]
+    if previous.get("batchnorm_command"):
+        commands.append(previous["batchnorm_command"])
+    minutes = training.get("total_seconds", training.get("seconds", 0.0)) / 60
+    return [
+        f"- Warm restart (`--init-from {name}`) of the bundled `{name}` of the time (weights sha256 "
+        f"{previous['sha256'][:12]}..., PublicTest one crop {previous['publictest_accuracy']:.4f}; {minutes:.1f} min of "
+        "training), made by: " + "; then ".join(f"`{c}`" for c in commands)
+    ]
+
+
+def _distill_line(training: dict, init: dict | None) -> list[str]:
+    """The card line naming the teacher(s) a run was distilled from, with their weights' sha256."""
+    cfg = training.get("config", {})
+    teachers = teacher_names(cfg.get("distill_from") or "")
+    if not teachers:
+        return []
+    sha = training.get("teacher_sha256")
+    shas = sha if isinstance(sha, dict) else {teachers[0]: sha} if sha else {}
+
+    def named(t: str) -> str:
+        return f"`{t}`" + (f" (weights sha256 {shas[t][:12]}...)" if t in shas else "")
+
+    what = (
+        f"the bundled {named(teachers[0])} model: its soft labels"
+        if len(teachers) == 1
+        else "an ensemble of the bundled " + ", ".join(named(t) for t in teachers) + " models, each fed the faces as "
+        "its own preprocessing makes them: the mean of their soft labels"
+    )
+    return [
+        f"- Distilled from {what} on the same augmented Training batches (Hinton et al. 2015; weight "
+        f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']})."
+        + ("" if init else " No ImageNet weights.")
+    ]
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
@@ -114,17 +157,7 @@ def card_markdown(name: str, card: dict) -> str:
             f"({card['training']['seconds'] / 60:.1f} min, best epoch {card['training']['best_epoch']}); "
             f"{card['training']['total_seconds'] / 60:.1f} min in all."
         ),
-        *(
-            [
-                f"- Distilled from the bundled `{cfg['distill_from']}` model"
-                + (f" (weights sha256 {t[:12]}...)" if (t := card["training"].get("teacher_sha256")) else "")
-                + f" (Hinton et al. 2015; weight "
-                f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']}): its soft labels on the same "
-                "augmented Training batches." + ("" if init else " No ImageNet weights.")
-            ]
-            if (cfg := card["training"].get("config", {})).get("distill_from")
-            else []
-        ),
+        *_distill_line(card["training"], init),
         *_init_line(init),
         *(
             [
@@ -134,6 +167,7 @@ def card_markdown(name: str, card: dict) -> str:
             if (cfg := card["training"].get("config", {})).get("soft_targets")
             else []
         ),
+        *_previous_lines(name, card["training"].get("previous")),
         *([_stage_line("First stage", first)] if (first := card["training"].get("first_stage")) else []),
         *(_stage_line(f"Stage {i}", m) for i, m in enumerate(middle, start=2)),
         f"- Command: `{card['training']['command']}`",
@@ -215,6 +249,13 @@ def main() -> int:
         "--middle-teacher-sha256 ('-' for none) once each",
     )
     p.add_argument("--middle-command", action="append", default=[])
+    p.add_argument(
+        "--previous-card",
+        default=None,
+        metavar="CARD_JSON",
+        help="card.json of the bundled model RUN_DIR warm-restarted from (--init-from NAME; copy it before "
+        "bundling over it): its stages and commands go in the card",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads for the evaluations (default 2)")
     p.add_argument("--middle-teacher-sha256", action="append", default=[])
     args = p.parse_args()
@@ -250,11 +291,13 @@ def main() -> int:
     except FileNotFoundError:
         print("FER+ votes not found: the card gets no FER+ accuracy", file=sys.stderr)
     card_training = dict(rec.meta.get("training", {}))
-    teacher = card_training.get("config", {}).get("distill_from")
+    teachers = teacher_names(card_training.get("config", {}).get("distill_from") or "")
     if args.teacher_sha256:
         card_training["teacher_sha256"] = args.teacher_sha256
-    elif teacher in list_plugins("backbones"):  # which weights taught it: the bundled ones may be replaced later
-        card_training["teacher_sha256"] = load_plugin("backbones", teacher).weights[0].sha256
+    elif teachers and all(t in list_plugins("backbones") for t in teachers):
+        # Which weights taught it: the bundled ones may be replaced later (bundle a student before its teachers).
+        shas = {t: load_plugin("backbones", t).weights[0].sha256 for t in teachers}
+        card_training["teacher_sha256"] = shas[teachers[0]] if len(teachers) == 1 else shas
     if args.first_stage:
         card_training["first_stage"] = _stage_record(args.first_stage, args.first_command, args.first_teacher_sha256)
         middle = [
@@ -265,6 +308,16 @@ def main() -> int:
             card_training["middle_stages"] = middle
         earlier = [card_training["first_stage"], *middle]
         card_training["total_seconds"] = sum(m.get("seconds", 0.0) for m in earlier) + card_training.get("seconds", 0.0)
+    if args.previous_card:
+        previous = json.loads(Path(args.previous_card).read_text())
+        card_training["previous"] = {
+            "sha256": previous["sha256"],
+            "publictest_accuracy": previous["publictest"]["accuracy"],
+            "training": previous["training"],
+            **({"batchnorm_command": c} if (c := previous.get("batchnorm", {}).get("command")) else {}),
+        }
+        before = previous["training"].get("total_seconds", previous["training"].get("seconds", 0.0))
+        card_training["total_seconds"] = before + card_training.get("seconds", 0.0)
     card = {
         "name": args.name,
         "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,

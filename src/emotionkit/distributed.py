@@ -92,7 +92,7 @@ class RecognizerActor:
         from PIL import Image
 
         from .exceptions import InvalidImageError
-        from .io import load_image
+        from .io import decode_image
 
         try:
             try:
@@ -100,7 +100,7 @@ class RecognizerActor:
                 image.load()
             except Exception as exc:
                 raise InvalidImageError(f"Could not read {path!r} as an image ({type(exc).__name__}: {exc}).") from exc
-            faces = self.recognizer.predict(load_image(image))
+            faces = self.recognizer.predict(decode_image(image))
         except Exception as exc:  # a bad file never stops the job: its error is its row
             return rows_for_error(path, exc, self.identity)
         return rows_for_faces(path, faces, self.identity)

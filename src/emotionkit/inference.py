@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .interfaces import BackboneSpec
     from .preprocessing import FacePreprocessor
 
-__all__ = ["InferenceModel", "LogitsRuntime", "TorchRuntime", "HasInference", "inference_of"]
+__all__ = ["InferenceModel", "LogitsRuntime", "TorchRuntime", "HasInference", "InferenceAttributes", "inference_of"]
 
 
 @runtime_checkable
@@ -333,3 +333,67 @@ def inference_of(model: InferenceModel | HasInference) -> InferenceModel:
     if not isinstance(core, InferenceModel):
         raise TypeError(f"Expected an EmotionRecognizer or an InferenceModel, got {type(model).__name__}.")
     return core
+
+
+class InferenceAttributes:
+    """The inference core's attributes, read through an object that holds an :class:`InferenceModel` as ``inference``.
+
+    :class:`~emotionkit.EmotionRecognizer` is one: ``rec.labels`` is ``rec.inference.labels``, and so on.
+    """
+
+    inference: InferenceModel
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch backbone (on :attr:`device`, eval mode)."""
+        return self.inference.model
+
+    @property
+    def device(self) -> torch.device:
+        """Where the backbone runs."""
+        return self.inference.device
+
+    @property
+    def preprocessor(self) -> FacePreprocessor:
+        """How faces become the backbone's input."""
+        return self.inference.preprocessor
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in the backbone's output order."""
+        return self.inference.labels
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted for calibration."""
+        return self.inference.temperature
+
+    @property
+    def backbone_name(self) -> str:
+        """Registry name of the backbone."""
+        return self.inference.backbone_name
+
+    @property
+    def backbone_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild the backbone through the registry."""
+        return self.inference.backbone_config
+
+    @property
+    def runtime(self) -> str:
+        """``"torch"``, or ``"onnx"`` once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime."""
+        return self.inference.runtime.name
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
+        """
+        return self.inference.logits(x)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .exceptions import InvalidImageError
-from .io import to_float01
+from .io import as_image_array, to_float01
 from .types import Detection
 
 __all__ = ["FacePreprocessor", "SMALLEST_TRAINED_FACE", "rgb_to_gray"]
@@ -24,6 +24,11 @@ __all__ = ["FacePreprocessor", "SMALLEST_TRAINED_FACE", "rgb_to_gray"]
 #: Side of FER-2013's crops (px), the faces every bundled model was trained from (a 64 px model enlarges them):
 #: ``faces(..., upscale=False)`` refuses faces smaller than this and than the model's input.
 SMALLEST_TRAINED_FACE = 48
+
+#: The dtypes :meth:`FacePreprocessor.crops` reads without a conversion (what ``decode_image`` returns).
+_READ_AS_IS = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+#: Their full-scale values: pixels divide by this to land in [0, 1] (floats are in [0, 1] already).
+_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 # ITU-R 601 luma, the weights of PIL's convert("L") that produced FER-2013's pixels.
 _LUMA = (0.299, 0.587, 0.114)
@@ -169,10 +174,17 @@ class FacePreprocessor:
     def crops(self, image: np.ndarray, detections: Sequence[Detection]) -> torch.Tensor:
         """Crop, resize and normalise every detected face of one image, in one batched operation.
 
+        The image is read in the dtype and channels it has: a grey image is cropped as one channel
+        (and copied to three only for an RGB model, after cropping), uint16 is scaled by 65535 and
+        float kept as it is, so no precision is lost to a uint8 round trip.
+
         Parameters
         ----------
         image : numpy.ndarray
-            ``(H, W, 3)`` uint8 RGB, as :func:`emotionkit.io.load_image` returns.
+            ``(H, W, 1)`` or ``(H, W, 3)`` uint8, uint16 or float32 in [0, 1], as
+            :func:`emotionkit.io.decode_image` returns (or ``(H, W, 3)`` uint8 RGB, as
+            :func:`~emotionkit.io.load_image` does); other arrays go through
+            :func:`~emotionkit.io.as_image_array` first.
         detections : sequence of Detection
             Faces in ``image``.
 
@@ -180,17 +192,27 @@ class FacePreprocessor:
         -------
         torch.Tensor
             ``(N, C, H, W)`` float32.
+
+        Raises
+        ------
+        InvalidImageError
+            ``image`` is not a valid image array.
         """
         from ._roi import roi_align_window
 
         if not detections:
             return torch.empty((0, self.channels, *self.size), dtype=torch.float32)  # type: ignore[misc]
+        if not (image.ndim == 3 and image.shape[2] in (1, 3) and image.dtype in _READ_AS_IS):
+            image = as_image_array(image)
         boxes = torch.tensor([[0.0, *self.crop_box(d)] for d in detections], dtype=torch.float32)
         gray = self.channels == 1
+        scale = _FULL_SCALE.get(image.dtype)
 
         def to_float(window: torch.Tensor) -> torch.Tensor:
-            x = window.float().div_(255.0)
-            return rgb_to_gray(x) if gray else x  # crop 1 channel instead of 3
+            x = window.float()
+            if scale is not None:
+                x = x.div_(scale)
+            return rgb_to_gray(x) if gray and x.shape[1] == 3 else x  # crop 1 channel instead of 3
 
         # Only the part of the photo the faces cover is converted to float; sampling_ratio=-1 averages
         # ceil(box/size) samples per output pixel: area-style antialiasing.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -12,13 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import pretrained
+from . import photos, pretrained
 from .detectors.passthrough import WholeImageDetector
-from .explainers import checked_explainer, explain_tensor
-from .inference import InferenceModel
+from .inference import InferenceAttributes, InferenceModel
 from .interfaces import FaceDetector
-from .io import ImageInput, load_image
-from .photo_batches import face_results, read_batch, warn_if_crops
+from .io import ImageInput
 from .preprocessing import FacePreprocessor
 from .pretrained import DEFAULT_MODEL, build_backbone, bundled_models
 from .types import EMOTIONS, BatchResults, FaceEmotion
@@ -30,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["EmotionRecognizer", "DEFAULT_MODEL", "build_backbone", "bundled_models"]
 
 
-class EmotionRecognizer:
+class EmotionRecognizer(InferenceAttributes):
     """Find faces, preprocess them as the weights were trained, classify and explain.
 
     Build one with :meth:`from_pretrained` (bundled weights or a saved directory),
@@ -98,46 +95,6 @@ class EmotionRecognizer:
         rec.inference, rec.detector, rec._whole_image = core, detector, WholeImageDetector()
         rec.meta, rec.pretrained_model = dict(source.config.get("meta") or {}), source
         return rec
-
-    @property
-    def model(self) -> nn.Module:
-        """The torch backbone (on :attr:`device`, eval mode)."""
-        return self.inference.model
-
-    @property
-    def device(self) -> torch.device:
-        """Where the backbone runs."""
-        return self.inference.device
-
-    @property
-    def preprocessor(self) -> FacePreprocessor:
-        """How faces become the backbone's input."""
-        return self.inference.preprocessor
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Class names, in the backbone's output order."""
-        return self.inference.labels
-
-    @property
-    def temperature(self) -> float:
-        """Softmax temperature fitted for calibration."""
-        return self.inference.temperature
-
-    @property
-    def backbone_name(self) -> str:
-        """Registry name of the backbone."""
-        return self.inference.backbone_name
-
-    @property
-    def backbone_config(self) -> dict[str, Any]:
-        """Keyword arguments that rebuild the backbone through the registry."""
-        return self.inference.backbone_config
-
-    @property
-    def runtime(self) -> str:
-        """``"torch"``, or ``"onnx"`` once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime."""
-        return self.inference.runtime.name
 
     @property
     def face_detector(self) -> FaceDetector:
@@ -221,21 +178,6 @@ class EmotionRecognizer:
             The directory.
         """
         return pretrained.save_inference(self.inference, directory, meta=self.meta, half=half)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
-        """
-        return self.inference.logits(x)
 
     def predict_proba(self, faces: np.ndarray | torch.Tensor, *, upscale: bool = False) -> np.ndarray:
         """Classify pre-cropped faces.
@@ -338,21 +280,9 @@ class EmotionRecognizer:
         >>> [len(faces) for faces in batch], sorted(batch.errors)
         ([1, 0], [1])
         """
-        arrays, failed = read_batch(images, errors)
-        detections = self.face_detector.detect_batch(arrays)
-        if self.detector is not None:
-            warn_if_crops(arrays, detections, self.preprocessor.size)  # type: ignore[arg-type]  # a pair by now
-        crops = [self.preprocessor.crops(arr, dets) for arr, dets in zip(arrays, detections)]
-        counts = [len(d) for d in detections]
-        results: list[list[FaceEmotion]] = [[] for _ in arrays]
-        if sum(counts):
-            probs = self.inference.probabilities(torch.cat(crops))
-            ends = np.cumsum(counts).tolist()
-            results = [
-                face_results(d, probs[end - n : end], self.labels) for d, n, end in zip(detections, counts, ends)
-            ]
-        good = iter(results)
-        return BatchResults([[] if i in failed else next(good) for i in range(len(images))], failed)
+        return photos.predict_photos(
+            self.inference, self.face_detector, images, errors, warn_crops=self.detector is not None
+        )
 
     def explain(
         self, image: ImageInput, target: str | None = None, method: str = "gradcam", **options: Any
@@ -396,15 +326,7 @@ class EmotionRecognizer:
         >>> face.heatmap.shape, bool(face.heatmap.min() >= 0 and face.heatmap.max() <= 1)
         ((48, 48), True)
         """
-        explainer = checked_explainer(self.inference, method, target, **options)  # bad options fail before detection
-        array = load_image(image)
-        detections = self.face_detector.detect(array)
-        if not detections:
-            return []
-        probs, maps = explain_tensor(self.inference, explainer, self.preprocessor.crops(array, detections), target)
-        return [
-            replace(face, heatmap=heatmap) for face, heatmap in zip(face_results(detections, probs, self.labels), maps)
-        ]
+        return photos.explain_photo(self.inference, self.face_detector, image, target, method, **options)
 
     def stream(
         self,

@@ -177,13 +177,13 @@ def classify_paths(recognizer: Any, identity: ModelIdentity, paths: Sequence[str
     list of dict
         The rows of every file.
     """
-    from ..io import load_image
+    from ..io import decode_image
 
     per_path: dict[str, list[dict[str, Any]]] = {}
     arrays, readable = [], []
     for path in paths:
         try:
-            arrays.append(load_image(path))
+            arrays.append(decode_image(path))
             readable.append(path)
         except Exception as exc:  # a bad file never stops the job: its error is its row
             per_path[path] = rows_for_error(path, exc, identity)
@@ -217,6 +217,34 @@ def _start_worker(config: JobConfig, identity: ModelIdentity) -> None:
     if config.threads:
         torch.set_num_threads(config.threads)
     _WORKER = (config.recognizer(), identity)
+
+
+def _write_in_parts(
+    results: Iterable[tuple[int, list[dict[str, Any]]]],
+    writer: PartWriter,
+    tally: RowTally,
+    total: int,
+    part_size: int,
+    progress: bool | None,
+) -> None:
+    """Count and buffer each task's ``(photos, rows)``; write a part every ``part_size`` photos and at the end."""
+    from tqdm.auto import tqdm
+
+    buffer: list[dict[str, Any]] = []
+    buffered = 0
+    with tqdm(
+        total=total, unit="img", desc="emotionkit batch", disable=None if progress is None else not progress
+    ) as bar:
+        for n_images, rows in results:
+            tally.add(rows)
+            buffer.extend(rows)
+            buffered += n_images
+            if buffered >= part_size:
+                writer.write(buffer)
+                buffer.clear()
+                buffered = 0
+            bar.update(n_images)
+        writer.write(buffer)
 
 
 def _work(paths: list[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -285,8 +313,6 @@ def predict_files(
     InvalidOptionError
         A non-positive ``chunk_size`` / ``part_size``, negative ``workers``, or an output that cannot be resumed.
     """
-    from tqdm.auto import tqdm
-
     for name, value, low in (("workers", workers, 0), ("chunk_size", chunk_size, 1), ("part_size", part_size, 1)):
         if not isinstance(value, int) or value < low:
             raise InvalidOptionError(f"{name} must be an integer >= {low}, got {value!r}.")
@@ -301,33 +327,13 @@ def predict_files(
     writer = PartWriter(out, columns(identity.labels), format)
     done = writer.done_paths()
     todo = [p for p in paths if p not in done]
-    buffer: list[dict[str, Any]] = []
-    buffered = 0
-
-    def take(n_images: int, rows: list[dict[str, Any]]) -> None:
-        nonlocal buffered
-        tally.add(rows)
-        buffer.extend(rows)
-        buffered += n_images
-        if buffered >= part_size:
-            writer.write(buffer)
-            buffer.clear()
-            buffered = 0
-
     tasks = chunks(todo, chunk_size)
-    with tqdm(
-        total=len(todo), unit="img", desc="emotionkit batch", disable=None if progress is None else not progress
-    ) as bar:
-        if workers == 0:
-            for task in tasks:
-                take(len(task), classify_paths(recognizer, identity, task))
-                bar.update(len(task))
-        else:
-            del recognizer
-            context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-            with context.Pool(workers, initializer=_start_worker, initargs=(config, identity)) as pool:
-                for n_images, rows in pool.imap(_work, tasks):
-                    take(n_images, rows)
-                    bar.update(n_images)
-        writer.write(buffer)
+    if workers == 0:
+        results = ((len(task), classify_paths(recognizer, identity, task)) for task in tasks)
+        _write_in_parts(results, writer, tally, len(todo), part_size, progress)
+    else:
+        del recognizer  # each worker builds its own
+        context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+        with context.Pool(workers, initializer=_start_worker, initargs=(config, identity)) as pool:
+            _write_in_parts(pool.imap(_work, tasks), writer, tally, len(todo), part_size, progress)
     return tally.summary(out, len(todo), len(paths) - len(todo))

@@ -94,7 +94,7 @@ def _outputs(out: str | None, images: Sequence[str]) -> list[Path] | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``."""
     from ..drawing import annotate
-    from ..io import load_image
+    from ..io import decode_image
     from ..recognizer import EmotionRecognizer
 
     images = _inputs(args)
@@ -107,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     notes = sys.stderr if args.json else sys.stdout
     for start in range(0, len(images), CHUNK):
-        loaded: list[tuple[int, str, Any]] = []  # (index, name, RGB array)
+        loaded: list[tuple[int, str, Any]] = []  # (index, name, decoded array)
         for index in range(start, min(start + CHUNK, len(images))):
             try:  # one unreadable file (truncated, not an image, a bomb, missing) does not lose the others
-                loaded.append((index, images[index], load_image(images[index])))
+                loaded.append((index, images[index], decode_image(images[index])))
             except EmotionKitError as exc:
                 failed.append(images[index])
                 print(f"emotionkit predict: error: {one_line(exc)}", file=sys.stderr)

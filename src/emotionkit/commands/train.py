@@ -15,11 +15,96 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: ``TrainConfig`` fields that a flag sets as it is: the flag is the field's name (``batch_size`` is
+#: ``--batch-size``) unless ``flag`` says otherwise. Default, type and choices come from the field
+#: (:func:`add_config_flags`), so each default is written once, in :class:`~emotionkit.training.config.TrainConfig`.
+CONFIG_FLAGS: dict[str, dict[str, Any]] = {
+    "backbone": {"help": "registered backbone name (default: %(default)s)"},
+    "epochs": {
+        "help": "0 with --init-from: no training, only the finishing steps (batch-norm re-estimation, temperature)"
+    },
+    "batch_size": {},
+    "lr": {},
+    "weight_decay": {},
+    "optimizer": {},
+    "schedule": {},
+    "plateau_patience": {"help": "epochs without a lower validation loss before the LR drops"},
+    "plateau_factor": {"help": "LR factor of each plateau drop"},
+    "label_smoothing": {},
+    "class_balance": {},
+    "early_stopping_patience": {"flag": "--early-stopping", "metavar": "PATIENCE"},
+    "time_budget_minutes": {
+        "flag": "--time-budget",
+        "metavar": "MINUTES",
+        "help": "anneal and stop within this wall time",
+    },
+    "augment_copies": {"metavar": "N", "help": "add N augmented copies of each training image (offline)"},
+    "distill_from": {
+        "help": "teachers: model names or run directories, comma-separated (e.g. mobilenetv2,cnn,resnet); "
+        "their mean softened probabilities are the distillation target"
+    },
+    "distill_alpha": {"help": "weight of the distillation term (default %(default)s)"},
+    "distill_temperature": {"help": "softmax temperature of distillation (default %(default)s)"},
+    "init": {
+        "metavar": "{scratch,imagenet,PATH}",
+        "help": "starting weights: scratch, imagenet (timm download, online only) or a local .safetensors/.pt state "
+        "dict with the backbone's tensor names, all but the head's (e.g. from tools/convert_imagenet_mobilenetv2.py)",
+    },
+    "init_from": {
+        "metavar": "MODEL_OR_DIR",
+        "help": "start from these trained weights with a fresh schedule (a warm restart); "
+        "takes their --config and --preprocessing",
+    },
+    "freeze_epochs": {"help": "two-phase fine-tuning: epochs that train only the head"},
+    "unfreeze_layers": {"help": "layers unfrozen after --freeze-epochs (default all)"},
+    "finetune_lr_factor": {"help": "LR factor after --freeze-epochs"},
+    "seed": {"help": "seed of initialisation, shuffling and augmentation"},
+    "threads": {},
+    "progress": {"help": "progress bar (default: on a terminal)"},
+    "soft_targets": {
+        "choices": ["ferplus"],
+        "help": "FER-2013 CSV only: train against FER-2013's label mixed with the FER+ vote distribution "
+        "(ferplus/ferplus_votes.csv.gz beside fer2013/)",
+    },
+    "soft_target_weight": {
+        "metavar": "W",
+        "help": "share of the FER+ votes in each target: 0 labels only, 1 votes only (default %(default)s)",
+    },
+}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """Add one flag per :data:`CONFIG_FLAGS` field, its default, type and choices taken from ``TrainConfig``.
+
+    A ``Literal`` field gives the choices, ``X | None`` the type ``X``, a ``bool | None`` field a
+    ``--flag/--no-flag`` pair.
+    """
+    import dataclasses
+    import typing
+
+    from ..training.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in CONFIG_FLAGS:
+            continue
+        options = dict(CONFIG_FLAGS[field.name])
+        flag = options.pop("flag", "--" + field.name.replace("_", "-"))
+        kind = hints[field.name]
+        if typing.get_origin(kind) is typing.Literal:
+            options.setdefault("choices", list(typing.get_args(kind)))
+        else:
+            kind = next((k for k in typing.get_args(kind) if k is not type(None)), kind)  # X | None -> X
+            if kind is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            elif "choices" not in options:
+                options["type"] = kind
+        p.add_argument(flag, dest=field.name, default=field.default, **options)
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train``."""
     p = subparsers.add_parser("train", help="train a backbone; the run directory loads with from_pretrained")
-    p.add_argument("--backbone", default="cnn", help="registered backbone name (default: cnn)")
     p.add_argument(
         "--data",
         default=None,
@@ -34,27 +119,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="train in N processes with DistributedDataParallel (torchrun; gloo on CPU, nccl on GPUs); "
         "--batch-size stays the global batch. Same as: torchrun --nproc-per-node N -m emotionkit train ...",
     )
+    add_config_flags(p)
+    _add_data_flags(p)
+    p.add_argument("--no-augment", action="store_true", help="no on-the-fly augmentation")
+    p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation in the test report")
+    p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
+    p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
+    p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument(
-        "--epochs",
-        type=int,
-        default=30,
-        help="0 with --init-from: no training, only the finishing steps (batch-norm re-estimation, temperature)",
+        "--overwrite",
+        action="store_true",
+        help="train into a --out that already holds a run, replacing it (without it, such a --out is refused)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--optimizer", choices=["adamw", "adam"], default="adamw")
-    p.add_argument("--schedule", choices=["cosine", "plateau"], default="cosine")
     p.add_argument(
-        "--plateau-patience", type=int, default=2, help="epochs without a lower validation loss before the LR drops"
+        "--no-bn-recalibration",
+        action="store_true",
+        help="keep the batch-norm statistics of training instead of re-estimating them on un-augmented training faces",
     )
-    p.add_argument("--plateau-factor", type=float, default=0.5, help="LR factor of each plateau drop")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--class-balance", choices=["none", "weights", "sampler"], default="weights")
-    p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
-    p.add_argument(
-        "--time-budget", type=float, default=None, metavar="MINUTES", help="anneal and stop within this wall time"
-    )
+    return p
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of what is read and how it is split (not part of ``TrainConfig``: recorded in ``data.json``)."""
     p.add_argument(
         "--split",
         choices=["official", "stratified"],
@@ -75,46 +162,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="drop validation/test images that also appear, pixel-identical, in training (always counted)",
     )
     p.add_argument(
-        "--augment-copies",
-        type=int,
-        default=0,
-        metavar="N",
-        help="add N augmented copies of each training image (offline)",
-    )
-    p.add_argument("--no-augment", action="store_true", help="no on-the-fly augmentation")
-    p.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation in the test report")
-    p.add_argument(
-        "--face-detector", choices=["none", "mtcnn"], default="none", help="image folders: crop faces with MTCNN first"
-    )
-    p.add_argument(
-        "--ignore", action="append", default=[], metavar="FOLDER", help="image folders: leave out this class folder"
-    )
-    p.add_argument("--config", default="{}", help="backbone config as JSON, e.g. '{\"widths\": [32, 64, 128]}'")
-    p.add_argument("--preprocessing", default=None, help="preprocessor config as JSON (default: the backbone's)")
-    p.add_argument("--distill-from", default=None, help="teacher model name or directory")
-    p.add_argument(
-        "--init",
-        default="scratch",
-        metavar="{scratch,imagenet,PATH}",
-        help="starting weights: scratch, imagenet (timm download, online only) or a local .safetensors/.pt state dict "
-        "with the backbone's tensor names, all but the head's (e.g. from tools/convert_imagenet_mobilenetv2.py)",
-    )
-    p.add_argument(
-        "--init-from",
-        default=None,
-        metavar="MODEL_OR_DIR",
-        help="start from these trained weights with a fresh schedule (a warm restart); "
-        "takes their --config and --preprocessing",
-    )
-    p.add_argument(
-        "--freeze-epochs", type=int, default=0, help="two-phase fine-tuning: epochs that train only the head"
-    )
-    p.add_argument(
-        "--unfreeze-layers", type=int, default=None, help="layers unfrozen after --freeze-epochs (default all)"
-    )
-    p.add_argument("--finetune-lr-factor", type=float, default=0.1, help="LR factor after --freeze-epochs")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation")
-    p.add_argument(
         "--split-seed",
         type=int,
         default=None,
@@ -122,43 +169,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="seed of the random validation (and stratified test) split; default: --seed. Keep it fixed when "
         "only --seed changes, so runs are compared on the same validation faces",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--face-detector", choices=["none", "mtcnn"], default="none", help="image folders: crop faces with MTCNN first"
+    )
+    p.add_argument(
+        "--ignore", action="append", default=[], metavar="FOLDER", help="image folders: leave out this class folder"
+    )
     p.add_argument(
         "--limit",
         type=int,
         default=None,
         help="CSV: first N rows of each usage; folders: N images per class (smoke tests)",
     )
-    p.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+
+
+def train_config(args: argparse.Namespace) -> Any:
+    """The :class:`~emotionkit.training.config.TrainConfig` the parsed flags describe.
+
+    The :data:`CONFIG_FLAGS` fields are read as they are; the rest come from flags that say it
+    another way (``--config`` and ``--preprocessing`` as JSON, ``--no-augment``, ``--tta``,
+    ``--no-bn-recalibration``).
+    """
+    from ..training.config import TrainConfig
+
+    return TrainConfig(
+        **{name: getattr(args, name) for name in CONFIG_FLAGS},
+        backbone_config=json.loads(args.config),
+        preprocessing=json.loads(args.preprocessing) if args.preprocessing else None,
+        augment=not args.no_augment,
+        tta_flip=args.tta,
+        recalibrate_bn=not args.no_bn_recalibration,
     )
-    p.add_argument("--no-report", action="store_true", help="skip the test-part report at the end")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="train into a --out that already holds a run, replacing it (without it, such a --out is refused)",
-    )
-    p.add_argument(
-        "--soft-targets",
-        choices=["ferplus"],
-        default=None,
-        help="FER-2013 CSV only: train against FER-2013's label mixed with the FER+ vote distribution "
-        "(ferplus/ferplus_votes.csv.gz beside fer2013/)",
-    )
-    p.add_argument(
-        "--soft-target-weight",
-        type=float,
-        default=0.5,
-        metavar="W",
-        help="share of the FER+ votes in each target: 0 labels only, 1 votes only (default 0.5)",
-    )
-    p.add_argument(
-        "--no-bn-recalibration",
-        action="store_true",
-        help="keep the batch-norm statistics of training instead of re-estimating them on un-augmented training faces",
-    )
-    return p
 
 
 def folder_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,44 +377,14 @@ def run(args: argparse.Namespace) -> int:
         return launch(args.nproc, _without_nproc(list(args._argv)))
     from ..data.loading import load_splits
     from ..recognizer import EmotionRecognizer
+    from ..training.distill import teacher_names
     from ..training.evaluate import evaluate
     from ..training.reports import distribution_markdown, write_report
-    from ..training.trainer import TrainConfig, Trainer
+    from ..training.trainer import Trainer
 
-    config = TrainConfig(
-        backbone=args.backbone,
-        backbone_config=json.loads(args.config),
-        preprocessing=json.loads(args.preprocessing) if args.preprocessing else None,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        plateau_patience=args.plateau_patience,
-        plateau_factor=args.plateau_factor,
-        label_smoothing=args.label_smoothing,
-        class_balance=args.class_balance,
-        early_stopping_patience=args.early_stopping,
-        augment=not args.no_augment,
-        time_budget_minutes=args.time_budget,
-        distill_from=args.distill_from,
-        init=args.init,
-        init_from=args.init_from,
-        seed=args.seed,
-        threads=args.threads,
-        tta_flip=args.tta,
-        augment_copies=args.augment_copies,
-        freeze_epochs=args.freeze_epochs,
-        unfreeze_layers=args.unfreeze_layers,
-        finetune_lr_factor=args.finetune_lr_factor,
-        progress=args.progress,
-        recalibrate_bn=not args.no_bn_recalibration,
-        soft_targets=args.soft_targets,
-        soft_target_weight=args.soft_target_weight,
-    )
+    config = train_config(args)
     split_seed = args.seed if args.split_seed is None else args.split_seed
-    for source in (args.init_from, args.distill_from):
+    for source in (args.init_from, *teacher_names(args.distill_from or "")):
         check_same_split(source, args.split, split_seed, args.val_fraction, _fractions(args.fractions))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns the run directory
         check_out_directory(Path(args.out), resume=args.resume, overwrite=args.overwrite)

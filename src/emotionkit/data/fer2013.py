@@ -201,21 +201,8 @@ def read_fer2013(
                         break
                     continue
                 per_usage[row_usage] = per_usage.get(row_usage, 0) + 1
-            try:
-                label = int(label_text)
-            except ValueError:
-                label = -1
-            if not 0 <= label < len(EMOTIONS):
-                raise InvalidDataError(
-                    f"{p.name} row {row_number}: unknown emotion label {label_text!r}. Allowed: 0-6 ({', '.join(EMOTIONS)})."
-                )
-            count = pixels.strip().count(" ") + 1 if pixels.strip() else 0
-            if count != _SIDE * _SIDE:
-                raise InvalidDataError(
-                    f"{p.name} row {row_number}: expected {_SIDE * _SIDE} pixels (48x48), got {count}. Fix or drop that row."
-                )
             pixel_rows.append(pixels)
-            labels.append(label)
+            labels.append(_checked_label(label_text, pixels, f"{p.name} row {row_number}"))
             usages.append(row_usage)
             ids.append(row_number)
             if limit is not None and len(labels) >= limit:
@@ -230,6 +217,20 @@ def read_fer2013(
         np.asarray(usages),
         np.asarray(ids),
     )
+
+
+def _checked_label(label_text: str, pixels: str, where: str) -> int:
+    """The row's emotion label, after checking it and the row's pixel count (``where`` names the row)."""
+    try:
+        label = int(label_text)
+    except ValueError:
+        label = -1
+    if not 0 <= label < len(EMOTIONS):
+        raise InvalidDataError(f"{where}: unknown emotion label {label_text!r}. Allowed: 0-6 ({', '.join(EMOTIONS)}).")
+    count = pixels.strip().count(" ") + 1 if pixels.strip() else 0
+    if count != _SIDE * _SIDE:
+        raise InvalidDataError(f"{where}: expected {_SIDE * _SIDE} pixels (48x48), got {count}. Fix or drop that row.")
+    return label
 
 
 def _split_row(line: str) -> list[str]:

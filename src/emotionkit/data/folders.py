@@ -21,7 +21,7 @@ import torch
 
 from ..exceptions import ImageNotFoundError, InvalidDataError, InvalidImageError, suggest
 from ..interfaces import FaceDetector
-from ..io import load_image
+from ..io import decode_image, to_uint8_rgb
 from ..preprocessing import FacePreprocessor
 from ..types import EMOTIONS
 from .fer2013 import FaceDataset
@@ -150,12 +150,12 @@ def _list_images(folder: Path, max_images: int | None) -> list[Path]:
         warnings.warn(
             f"Skipped {len(skipped)} non-image file(s) among the images of {str(folder)!r}: {shown}. "
             f"Image files end in {', '.join(sorted(IMAGE_SUFFIXES))}.",
-            stacklevel=3,
+            stacklevel=4,
         )
     if nested:
         warnings.warn(
             f"Skipped sub-folders of class folder {str(folder)!r}: {', '.join(nested[:5])} (only its own files are read).",
-            stacklevel=3,
+            stacklevel=4,
         )
     if not files:
         raise InvalidDataError(
@@ -254,65 +254,13 @@ def read_image_folder(
         raise ImageNotFoundError(
             f"Image folder not found: {str(base)!r} (expected a folder with one sub-folder per emotion)."
         )
-    ignored = {_key(i) for i in ignore}
-    folders = _class_folders(base, ignored)
-    if usage is not None:
-        wanted = {canonical_usage(u) or u for u in ([usage] if isinstance(usage, str) else usage)}
-        present = sorted({u for _, _, u in folders if u is not None})
-        folders = [f for f in folders if f[2] in wanted]
-        if not folders:
-            raise InvalidDataError(
-                f"No split folder {sorted(wanted)} in {str(base)!r}. Split folders present: {', '.join(present) or 'none'}"
-                + ("." if present else " (a tree without split folders has no official split: use a stratified split).")
-            )
-    entries = [
-        (path, EMOTIONS.index(emotion), u)
-        for folder, emotion, u in folders
-        for path in _list_images(folder, max_per_class)
-    ]
+    entries = _image_entries(base, ignore, usage, max_per_class)
     pre = FacePreprocessor(size=size, channels=channels, margin=margin)
     det = _make_detector(detector, detector_options)
-    images: list[np.ndarray] = []
-    kept: list[int] = []
-    bad: list[str] = []
-    faceless: list[str] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(entries), desc="reading images", unit="img", file=sys.stderr)
-    for start in range(0, len(entries), batch_size):
-        chunk = range(start, min(start + batch_size, len(entries)))
-        arrays: dict[int, np.ndarray] = {}
-        for i in chunk:
-            try:
-                arrays[i] = load_image(entries[i][0])
-            except InvalidImageError as exc:
-                if on_bad_file == "raise":
-                    raise InvalidDataError(
-                        f"Cannot read {str(entries[i][0])!r} as an image ({exc}). Remove or replace the file, or pass "
-                        "on_bad_file='warn' to skip unreadable files."
-                    ) from exc
-                bad.append(str(entries[i][0]))
-        order = list(arrays)
-        faces = _faces(pre, det, [arrays[i] for i in order], no_face)
-        for i, face in zip(order, faces):
-            if face is None:
-                faceless.append(str(entries[i][0]))
-            else:
-                images.append(face)
-                kept.append(i)
-        if bar is not None:
-            bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    for what, names in (
-        ("unreadable image file(s) skipped", bad),
-        ("image(s) without a detected face skipped", faceless),
-    ):
-        if names:
-            shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            warnings.warn(f"{len(names)} {what}: {shown}.", stacklevel=2)
+    images, kept, bad, faceless = _read_faces(
+        [path for path, _, _ in entries], pre, det, on_bad_file, no_face, batch_size, progress
+    )
+    _warn_skipped(bad, faceless)
     if not images:
         raise InvalidDataError(
             f"No usable images in {str(base)!r} ({len(entries)} files, {len(bad)} unreadable, {len(faceless)} without a face)."
@@ -325,6 +273,91 @@ def read_image_folder(
         None if usages[0] is None else np.asarray(usages),
         np.asarray([str(entries[i][0].relative_to(base)) for i in kept]),
     )
+
+
+def _image_entries(
+    base: Path, ignore: Sequence[str], usage: str | Sequence[str] | None, max_per_class: int | None
+) -> list[tuple[Path, int, str | None]]:
+    """``(image file, label index, usage)`` for every image to read, class folder by class folder."""
+    folders = _select_usage(_class_folders(base, {_key(i) for i in ignore}), usage, base)
+    entries: list[tuple[Path, int, str | None]] = []
+    for folder, emotion, u in folders:  # a loop, not a comprehension: _list_images' stacklevel counts frames
+        entries.extend((path, EMOTIONS.index(emotion), u) for path in _list_images(folder, max_per_class))
+    return entries
+
+
+def _select_usage(
+    folders: list[tuple[Path, str, str | None]], usage: str | Sequence[str] | None, base: Path
+) -> list[tuple[Path, str, str | None]]:
+    """Keep the class folders of the wanted split folders (all of them when ``usage`` is ``None``)."""
+    if usage is None:
+        return folders
+    wanted = {canonical_usage(u) or u for u in ([usage] if isinstance(usage, str) else usage)}
+    present = sorted({u for _, _, u in folders if u is not None})
+    selected = [f for f in folders if f[2] in wanted]
+    if not selected:
+        raise InvalidDataError(
+            f"No split folder {sorted(wanted)} in {str(base)!r}. Split folders present: {', '.join(present) or 'none'}"
+            + ("." if present else " (a tree without split folders has no official split: use a stratified split).")
+        )
+    return selected
+
+
+def _warn_skipped(bad: list[str], faceless: list[str]) -> None:
+    """One warning (to :func:`read_image_folder`'s caller) per kind of file left out, naming the first five."""
+    for what, names in (
+        ("unreadable image file(s) skipped", bad),
+        ("image(s) without a detected face skipped", faceless),
+    ):
+        if names:
+            shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            warnings.warn(f"{len(names)} {what}: {shown}.", stacklevel=3)
+
+
+def _read_faces(
+    paths: list[Path],
+    pre: FacePreprocessor,
+    detector: FaceDetector | None,
+    on_bad_file: str,
+    no_face: str,
+    batch_size: int,
+    progress: bool,
+) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
+    """Decode and crop ``paths`` in batches: ``(faces, indices kept, unreadable files, files without a face)``."""
+    images: list[np.ndarray] = []
+    kept: list[int] = []
+    bad: list[str] = []
+    faceless: list[str] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), desc="reading images", unit="img", file=sys.stderr)
+    for start in range(0, len(paths), batch_size):
+        chunk = range(start, min(start + batch_size, len(paths)))
+        arrays: dict[int, np.ndarray] = {}
+        for i in chunk:
+            try:
+                arrays[i] = decode_image(paths[i])
+            except InvalidImageError as exc:
+                if on_bad_file == "raise":
+                    raise InvalidDataError(
+                        f"Cannot read {str(paths[i])!r} as an image ({exc}). Remove or replace the file, or pass "
+                        "on_bad_file='warn' to skip unreadable files."
+                    ) from exc
+                bad.append(str(paths[i]))
+        order = list(arrays)
+        for i, face in zip(order, _faces(pre, detector, [arrays[i] for i in order], no_face)):
+            if face is None:
+                faceless.append(str(paths[i]))
+            else:
+                images.append(face)
+                kept.append(i)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return images, kept, bad, faceless
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -341,15 +374,16 @@ def _faces(
     whole: list[int] = list(range(len(arrays)))
     if detector is not None:
         whole = []
-        for i, (arr, dets) in enumerate(zip(arrays, detector.detect_batch(arrays))):
+        found = detector.detect_batch([to_uint8_rgb(a) for a in arrays])  # the detector takes uint8 RGB
+        for i, (arr, dets) in enumerate(zip(arrays, found)):
             if dets:
                 out[i] = _to_uint8(pre.crops(arr, [max(dets, key=lambda d: d.score)]))[0]
             elif no_face == "whole":
                 whole.append(i)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
+    alike: dict[tuple[tuple[int, ...], str], list[int]] = {}  # stacked together: same shape and dtype
     for i in whole:
-        by_shape.setdefault(arrays[i].shape, []).append(i)
-    for indices in by_shape.values():
+        alike.setdefault((arrays[i].shape, arrays[i].dtype.str), []).append(i)
+    for indices in alike.values():
         batch = _to_uint8(pre.faces(np.stack([arrays[i] for i in indices])))
         for i, face in zip(indices, batch):
             out[i] = face

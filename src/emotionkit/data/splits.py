@@ -281,8 +281,6 @@ def split_dataset(
     >>> len(s.train), len(s.val), len(s.test)
     (24, 8, 8)
     """
-    n = len(data)
-    all_idx = np.arange(n)
     if method == "stratified":
         if len(fractions) != 3:
             raise InvalidDataError(
@@ -292,59 +290,15 @@ def split_dataset(
         settings: dict[str, Any] = {"fractions": [float(f) for f in fractions], "seed": seed}
         test: np.ndarray | None = test_idx
     elif method == "official":
-        if data.usage is None:
-            raise InvalidDataError(
-                "This dataset has no official split (no Usage column and no train/ and test/ folders). "
-                "Use method='stratified' (--split stratified)."
-            )
-        usage = np.asarray([canonical_usage(str(u)) or str(u) for u in data.usage])
-        present = sorted(set(usage.tolist()))
-        train_idx = all_idx[usage == "Training"]
-        if train_idx.size == 0:
-            raise InvalidDataError(
-                f"No training rows in this dataset (usages present: {', '.join(present)}). Use --split stratified."
-            )
-        val_idx = all_idx[usage == "Validation"]
-        settings = {"seed": seed, "usages": present}
-        if val_idx.size == 0:
-            if not 0.0 < val_fraction < 1.0:
-                raise InvalidDataError(f"val_fraction must be in (0, 1), got {val_fraction}.")
-            keep, held = stratified_split(
-                data.labels[train_idx], (1.0 - val_fraction, val_fraction), seed=seed, class_names=data.classes
-            )
-            train_idx, val_idx = train_idx[keep], train_idx[held]
-            settings["val_fraction"] = val_fraction
-        test_name = "PublicTest" if (usage == "PublicTest").any() else "Test"
-        test = all_idx[usage == test_name] if (usage == test_name).any() else None
-        settings["test_usage"] = test_name if test is not None else None
+        train_idx, val_idx, test, settings = _official_indices(data, val_fraction, seed)
     else:
         raise InvalidDataError(f"Unknown split method {method!r}. Allowed: official, stratified.")
-
-    hashes = image_hashes(data.images)
-    train_h = set(hashes[train_idx].tolist())
-    val_dup = np.asarray([h in train_h for h in hashes[val_idx]], dtype=bool)
-    duplicates: dict[str, Any] = {"val_in_train": int(val_dup.sum()), "dropped": bool(drop_duplicates)}
-    if test is not None:
-        seen = train_h | set(hashes[val_idx].tolist())
-        test_dup = np.asarray([h in seen for h in hashes[test]], dtype=bool)
-        duplicates["test_in_train"] = int(test_dup.sum())
-        duplicates["test_groups"] = len(set(hashes[test][test_dup].tolist()))
-        if drop_duplicates:
-            test = test[~test_dup]
-    if drop_duplicates:
-        val_idx = val_idx[~val_dup]
+    val_idx, test, duplicates = _cross_split_duplicates(data, train_idx, val_idx, test, drop_duplicates)
     parts = {"train": train_idx, "val": val_idx}
     if test is not None:
         parts["test"] = test
     for name, idx in parts.items():
-        counts = np.bincount(data.labels[idx], minlength=len(data.classes))
-        missing = [c for c, k in zip(data.classes, counts) if k == 0]
-        if missing:
-            raise InvalidDataError(
-                f"The {name} split has no samples of class(es) {', '.join(repr(m) for m in missing)} "
-                f"({len(idx)} rows; counts {dict(zip(data.classes, counts.tolist()))}). "
-                "Add images of those classes, or use a stratified split (--split stratified)."
-            )
+        _check_every_class(data, name, idx)
     return DataSplits(
         data.subset(train_idx),
         data.subset(val_idx),
@@ -353,3 +307,68 @@ def split_dataset(
         settings,
         duplicates,
     )
+
+
+def _official_indices(
+    data: FaceDataset, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Training, validation and test rows of the source's own split, and the settings that rebuild them."""
+    if data.usage is None:
+        raise InvalidDataError(
+            "This dataset has no official split (no Usage column and no train/ and test/ folders). "
+            "Use method='stratified' (--split stratified)."
+        )
+    all_idx = np.arange(len(data))
+    usage = np.asarray([canonical_usage(str(u)) or str(u) for u in data.usage])
+    present = sorted(set(usage.tolist()))
+    train_idx = all_idx[usage == "Training"]
+    if train_idx.size == 0:
+        raise InvalidDataError(
+            f"No training rows in this dataset (usages present: {', '.join(present)}). Use --split stratified."
+        )
+    val_idx = all_idx[usage == "Validation"]
+    settings: dict[str, Any] = {"seed": seed, "usages": present}
+    if val_idx.size == 0:
+        if not 0.0 < val_fraction < 1.0:
+            raise InvalidDataError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+        keep, held = stratified_split(
+            data.labels[train_idx], (1.0 - val_fraction, val_fraction), seed=seed, class_names=data.classes
+        )
+        train_idx, val_idx = train_idx[keep], train_idx[held]
+        settings["val_fraction"] = val_fraction
+    test_name = "PublicTest" if (usage == "PublicTest").any() else "Test"
+    test = all_idx[usage == test_name] if (usage == test_name).any() else None
+    settings["test_usage"] = test_name if test is not None else None
+    return train_idx, val_idx, test, settings
+
+
+def _cross_split_duplicates(
+    data: FaceDataset, train_idx: np.ndarray, val_idx: np.ndarray, test: np.ndarray | None, drop: bool
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Count the evaluation rows whose image is also in an earlier part; drop them when ``drop``."""
+    hashes = image_hashes(data.images)
+    train_h = set(hashes[train_idx].tolist())
+    val_dup = np.asarray([h in train_h for h in hashes[val_idx]], dtype=bool)
+    duplicates: dict[str, Any] = {"val_in_train": int(val_dup.sum()), "dropped": bool(drop)}
+    if test is not None:
+        seen = train_h | set(hashes[val_idx].tolist())
+        test_dup = np.asarray([h in seen for h in hashes[test]], dtype=bool)
+        duplicates["test_in_train"] = int(test_dup.sum())
+        duplicates["test_groups"] = len(set(hashes[test][test_dup].tolist()))
+        if drop:
+            test = test[~test_dup]
+    if drop:
+        val_idx = val_idx[~val_dup]
+    return val_idx, test, duplicates
+
+
+def _check_every_class(data: FaceDataset, name: str, idx: np.ndarray) -> None:
+    """Raise when the part ``name`` (rows ``idx``) has no sample of some class."""
+    counts = np.bincount(data.labels[idx], minlength=len(data.classes))
+    missing = [c for c, k in zip(data.classes, counts) if k == 0]
+    if missing:
+        raise InvalidDataError(
+            f"The {name} split has no samples of class(es) {', '.join(repr(m) for m in missing)} "
+            f"({len(idx)} rows; counts {dict(zip(data.classes, counts.tolist()))}). "
+            "Add images of those classes, or use a stratified split (--split stratified)."
+        )

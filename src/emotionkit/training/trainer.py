@@ -16,9 +16,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +32,8 @@ from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
 from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
+from .config import TrainConfig
+from .distill import TeacherEnsemble, distillation_loss
 from .distributed import ProcessGroup
 from .finetune import set_trainable
 from .init_weights import is_init_path, load_init_weights
@@ -43,137 +45,6 @@ __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
 CHECKPOINT_NAME = "checkpoint.pt"
 # Settings a resumed run may change without a warning (more epochs, another machine).
 _RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_minutes", "threads", "progress", "early_stopping_patience"})
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``train_config.json``).
-
-    Parameters
-    ----------
-    backbone : str
-        Registered backbone name.
-    backbone_config : dict
-        Keyword arguments for the backbone's ``build``.
-    preprocessing : dict, optional
-        :class:`FacePreprocessor` config; default: the backbone spec's.
-    epochs : int
-        Maximum epochs.
-    batch_size : int
-        Mini-batch size.
-    lr, weight_decay : float
-        Optimiser settings (AdamW or Adam).
-    optimizer : {"adamw", "adam"}
-    schedule : {"cosine", "plateau"}
-        Cosine decay after a linear warm-up, or ReduceLROnPlateau on validation loss.
-    warmup_epochs : float
-        Linear warm-up length (cosine schedule).
-    plateau_patience, plateau_factor : int, float
-        ReduceLROnPlateau settings.
-    early_stopping_patience : int, optional
-        Stop after this many epochs without a better validation score.
-    label_smoothing : float
-        Cross-entropy label smoothing.
-    class_balance : {"none", "weights", "sampler"}
-        Class weights in the loss, or a weighted sampler, with strength ``balance_power``
-        (1 = inverse frequency, 0.5 = its square root).
-    augment : bool
-        Random rotation, shift, zoom and flip on the training split.
-    rotation, shift, zoom : float
-        Augmentation ranges (degrees, fractions).
-    time_budget_minutes : float, optional
-        Wall-clock budget: the cosine schedule anneals on whichever of steps or time runs out first,
-        and training ends when it does (so a run on a busy machine still finishes annealed).
-    distill_from : str, optional
-        A model name or directory used as teacher (knowledge distillation, Hinton et al. 2015).
-    distill_alpha, distill_temperature : float
-        Weight of the distillation term and its softmax temperature.
-    seed : int
-        Seed of initialisation, shuffling and augmentation.
-    threads : int, optional
-        ``torch.set_num_threads`` for this run.
-    tta_flip : bool
-        Also report metrics with horizontal-flip test-time augmentation.
-    init : {"scratch", "imagenet"} or str
-        Random initialisation, timm's ImageNet weights (needs network access; fails at once,
-        with what to do instead, when offline), or the path of a local safetensors / torch state
-        dict with the backbone's tensor names (all but the head's, strict; see
-        :mod:`emotionkit.training.init_weights`), recorded with its sha256 in the model's meta.
-    init_from : str, optional
-        A model name or run directory whose weights start this run (a warm restart: a fresh
-        schedule on trained weights). Its backbone, backbone config and preprocessing are
-        used where this config leaves them unset, and must otherwise match.
-    augment_copies : int
-        Offline augmentation, the seed's recipe: this many transformed copies of every training
-        image are added to the training part (never to validation) before training.
-    freeze_epochs : int
-        Two-phase fine-tuning: the first ``freeze_epochs`` epochs train only the head on a frozen
-        base; then the top ``unfreeze_layers`` layers below it (all when ``None``) train too, at
-        ``lr * finetune_lr_factor``. 0 trains everything from the start.
-    unfreeze_layers : int, optional
-        Layers unfrozen in the second phase (see :func:`~emotionkit.training.finetune.layer_groups`).
-    finetune_lr_factor : float
-        Learning-rate factor of the second phase.
-    progress : bool, optional
-        Show a progress bar per epoch on stderr (default: when stderr is a terminal).
-    soft_targets : {"ferplus"}, optional
-        Train against soft targets: FER-2013's label mixed with the FER+ vote distribution
-        (:mod:`emotionkit.training.soft_targets`); ``fit`` takes the distributions.
-    soft_target_weight : float
-        Share of the vote distribution in each target (0: labels only, 1: votes only).
-    recalibrate_bn : bool
-        After training, re-estimate the best epoch's batch-norm statistics on the un-augmented
-        training images, and keep them when the validation score does not drop (see
-        :mod:`emotionkit.training.batchnorm`); recorded in the model's ``meta["batchnorm"]``.
-    """
-
-    backbone: str = "cnn"
-    backbone_config: dict[str, Any] = field(default_factory=dict)
-    preprocessing: dict[str, Any] | None = None
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    schedule: Literal["cosine", "plateau"] = "cosine"
-    warmup_epochs: float = 1.0
-    plateau_patience: int = 2
-    plateau_factor: float = 0.5
-    early_stopping_patience: int | None = None
-    label_smoothing: float = 0.1
-    class_balance: Literal["none", "weights", "sampler"] = "weights"
-    balance_power: float = 0.5
-    augment: bool = True
-    rotation: float = 10.0
-    shift: float = 0.1
-    zoom: float = 0.1
-    time_budget_minutes: float | None = None
-    distill_from: str | None = None
-    distill_alpha: float = 0.5
-    distill_temperature: float = 2.0
-    seed: int = 0
-    threads: int | None = None
-    tta_flip: bool = True
-    init: str = "scratch"
-    init_from: str | None = None
-    augment_copies: int = 0
-    freeze_epochs: int = 0
-    unfreeze_layers: int | None = None
-    finetune_lr_factor: float = 0.1
-    progress: bool | None = None
-    recalibrate_bn: bool = True
-    soft_targets: str | None = None
-    soft_target_weight: float = 0.5
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict.
-
-        Returns
-        -------
-        dict
-            Every field, as saved in ``train_config.json``.
-        """
-        return asdict(self)
 
 
 def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
@@ -234,6 +105,38 @@ def predict_logits(
             logits = (logits + recognizer.logits(torch.flip(xb, dims=[3]))) / 2.0
         out.append(logits.numpy())
     return np.concatenate(out) if out else np.empty((0, len(recognizer.labels)), np.float32)
+
+
+@dataclass
+class _FitRun:
+    """What one :meth:`Trainer.fit` works on: tensors, losses, optimiser, schedule, generator and resumable state."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    targets: torch.Tensor | None
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    n_plain: int  # the training faces before offline copies
+    n_train: int  # with them
+    classes: tuple[str, ...]
+    loss_weight: torch.Tensor | None
+    sample_weight: torch.Tensor | None
+    augment: RandomAffineFlip | None
+    teacher: TeacherEnsemble | None
+    model: nn.Module
+    train_model: nn.Module
+    opt: torch.optim.Optimizer
+    plateau: Any
+    gen: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    state: dict[str, Any]
+    ckpt_path: Path
+    show_progress: bool
+    start: float = 0.0  # when the current epoch's time started counting
+    loss_sum: float = 0.0  # the current epoch's, in this process
+    correct: int = 0
+    seen: int = 0
 
 
 class Trainer:
@@ -413,6 +316,34 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self._check_classes(train, val)
+        run = self._start_run(train, val, resume, soft_targets)
+        run.start = time.time()
+        stop_reason = "epochs"
+        while run.state["epoch"] < cfg.epochs:
+            epoch_start = time.time()
+            annealed = self._train_epoch(run)
+            self._end_epoch(run, epoch_start)
+            if cfg.early_stopping_patience is not None and run.state["bad_epochs"] >= cfg.early_stopping_patience:
+                stop_reason = "early_stopping"
+                break
+            if annealed or (cfg.time_budget_minutes and run.state["elapsed"] >= cfg.time_budget_minutes * 60.0):
+                stop_reason = "time_budget"
+                break
+        if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
+            return {"history": run.state["history"], "best_epoch": run.state["best_epoch"], "rank": self.group.rank}
+        return self._calibrate_and_save_best(
+            run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason
+        )
+
+    def _start_run(
+        self,
+        train: FaceDataset,
+        val: FaceDataset,
+        resume: bool,
+        soft_targets: tuple[np.ndarray, np.ndarray] | None,
+    ) -> _FitRun:
+        """Tensors, loss weights, teachers, optimiser, schedule and state (resumed or fresh) of one :meth:`fit`."""
+        cfg = self.config
         n_plain = len(train)  # offline copies go after the originals; batch norm is re-estimated on these
         targets = self._soft_targets(train, soft_targets)
         if cfg.augment_copies:  # offline copies of the training part only (it was split before)
@@ -423,8 +354,7 @@ class Trainer:
         if targets is not None:  # copies (if any) follow the originals in order: tile the targets alike
             targets = targets.repeat(len(train) // n_plain, 1)
         x_val, y_val = self._tensors(val), val.labels
-        num_classes = len(train.classes)
-        weights = class_weights(train.labels, num_classes, cfg.balance_power)
+        weights = class_weights(train.labels, len(train.classes), cfg.balance_power)
         loss_weight = torch.as_tensor(weights, dtype=torch.float32) if cfg.class_balance == "weights" else None
         sample_weight = torch.as_tensor(weights[train.labels]) if cfg.class_balance == "sampler" else None
         augment = RandomAffineFlip(cfg.rotation, cfg.shift, cfg.zoom) if cfg.augment else None
@@ -441,7 +371,6 @@ class Trainer:
         )
         gen = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-        total_steps = steps_per_epoch * cfg.epochs
         state: dict[str, Any] = {
             "epoch": 0,
             "step": 0,
@@ -463,132 +392,151 @@ class Trainer:
             (self.out / "train_config.json").write_text(json.dumps(record, indent=2) + "\n")
         show_progress = self.group.is_main and (cfg.progress if cfg.progress is not None else sys.stderr.isatty())
         train_model = self.group.wrap(model)  # after a resume, so every rank starts from the checkpoint
+        return _FitRun(
+            x_train,
+            y_train,
+            targets,
+            x_val,
+            y_val,
+            n_plain,
+            len(train),
+            train.classes,
+            loss_weight,
+            sample_weight,
+            augment,
+            teacher,
+            model,
+            train_model,
+            opt,
+            plateau,
+            gen,
+            steps_per_epoch,
+            steps_per_epoch * cfg.epochs,
+            state,
+            ckpt_path,
+            show_progress,
+        )
 
-        start = time.time()
-        stop_reason = "epochs"
-        while state["epoch"] < cfg.epochs:
-            epoch_start = time.time()
-            frozen, lr_scale = self._phase(model, opt, plateau, state["epoch"])
-            model.train()
-            for module in frozen:  # frozen layers keep their batch-norm statistics
-                module.eval()
-            bar = None
-            if show_progress:
-                from tqdm import tqdm
+    def _train_epoch(self, run: _FitRun) -> bool:
+        """One pass over the training faces; the epoch's loss and accuracy go to ``run``. True when the time
+        budget annealed the schedule to its end mid-epoch."""
+        cfg, state = self.config, run.state
+        frozen, lr_scale = self._phase(run.model, run.opt, run.plateau, state["epoch"])
+        run.model.train()
+        for module in frozen:  # frozen layers keep their batch-norm statistics
+            module.eval()
+        bar = None
+        if run.show_progress:
+            from tqdm import tqdm
 
-                bar = tqdm(
-                    total=steps_per_epoch,
-                    desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
-                    unit="batch",
-                    leave=False,
-                    file=sys.stderr,
-                )
-            if sample_weight is not None:
-                order = torch.multinomial(sample_weight, len(train), replacement=True, generator=gen)
-            else:
-                order = torch.randperm(len(train), generator=gen)
-            loss_sum, correct, seen, annealed = 0.0, 0, 0, False
-            for b in range(steps_per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                if idx.numel() < 2 * self.group.world_size:  # batch norm needs two faces in every process
-                    continue
-                xb, yb = x_train[idx], y_train[idx]
-                if augment is not None:  # the whole global batch, so every rank's generator stays in step
-                    xb = augment(xb, generator=gen)
-                idx, xb, yb = self.group.shard(idx), self.group.shard(xb), self.group.shard(yb)
-                xb = xb.contiguous(memory_format=torch.channels_last)
-                if plateau is None:
-                    factor = self._lr_factor(state["step"], total_steps, start, state["elapsed"])
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.lr * factor * lr_scale
-                logits = train_model(xb)
-                if targets is not None:
-                    loss = soft_cross_entropy(logits, targets[idx], None if loss_weight is None else loss_weight[yb])
-                else:
-                    loss = F.cross_entropy(logits, yb, weight=loss_weight, label_smoothing=cfg.label_smoothing)
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher.logits(xb)
-                    t = cfg.distill_temperature
-                    kd = (
-                        F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean")
-                        * t
-                        * t
-                    )
-                    loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                state["step"] += 1
-                for callback in self.step_callbacks:
-                    callback(state["step"], model, idx)
-                loss_sum += float(loss.detach()) * idx.numel()
-                correct += int((logits.argmax(1) == yb).sum())
-                seen += idx.numel()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-                if (
-                    plateau is None
-                    and cfg.time_budget_minutes
-                    and self._lr_factor(state["step"], total_steps, start, state["elapsed"]) <= 1e-4
-                ):
-                    annealed = True
-                    break
-            if bar is not None:
-                bar.close()
-            state["epoch"] += 1
-            loss_sum, correct_sum, seen_sum = self.group.sum([loss_sum, correct, seen])
-            correct, seen = int(correct_sum), int(seen_sum)
-            self.group.sync_buffers(model)
-            val_logits = predict_logits(self._recognizer(), x_val)
-            val_probs = softmax(val_logits)
-            val_metrics = classification_metrics(y_val, val_probs, train.classes)
-            val_loss = float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(y_val)))
-            entry = {
-                "epoch": state["epoch"],
-                "train_loss": loss_sum / max(seen, 1),
-                "train_accuracy": correct / max(seen, 1),
-                "val_loss": val_loss,
-                "val_accuracy": val_metrics["accuracy"],
-                "val_macro_f1": val_metrics["macro_f1"],
-                "lr": opt.param_groups[0]["lr"],
-                "seconds": time.time() - epoch_start,
-                "images_per_second": seen / max(time.time() - epoch_start, 1e-9),
-            }
-            if cfg.freeze_epochs > 0:
-                entry["phase"] = 1 if state["epoch"] <= cfg.freeze_epochs else 2
-            state["history"].append(entry)
-            score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
-            if state["best"] is None or score > tuple(state["best"]):
-                state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
-                if self.group.is_main:
-                    self._recognizer().save_pretrained(self.out)
-            else:
-                state["bad_epochs"] += 1
-            if plateau is not None:
-                plateau.step(val_loss)
-            self.log(
-                f"epoch {entry['epoch']:3d}/{cfg.epochs} train_loss {entry['train_loss']:.4f} acc {entry['train_accuracy']:.4f} | "
-                f"val_loss {val_loss:.4f} acc {entry['val_accuracy']:.4f} macro_f1 {entry['val_macro_f1']:.4f} | "
-                f"lr {entry['lr']:.2e} | {entry['seconds']:.0f}s ({entry['images_per_second']:.0f} img/s)"
+            bar = tqdm(
+                total=run.steps_per_epoch,
+                desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
             )
-            state["elapsed"] += time.time() - start
-            start = time.time()
-            if self.group.is_main:
-                self._save_checkpoint(ckpt_path, model, opt, plateau, gen, state)
-                (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
-            if cfg.early_stopping_patience is not None and state["bad_epochs"] >= cfg.early_stopping_patience:
-                stop_reason = "early_stopping"
+        if run.sample_weight is not None:
+            order = torch.multinomial(run.sample_weight, run.n_train, replacement=True, generator=run.gen)
+        else:
+            order = torch.randperm(run.n_train, generator=run.gen)
+        run.loss_sum, run.correct, run.seen, annealed = 0.0, 0, 0, False
+        for b in range(run.steps_per_epoch):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            if idx.numel() < 2 * self.group.world_size:  # batch norm needs two faces in every process
+                continue
+            self._train_step(run, idx, lr_scale)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{run.loss_sum / run.seen:.4f}", refresh=False)
+            if (
+                run.plateau is None
+                and cfg.time_budget_minutes
+                and self._lr_factor(state["step"], run.total_steps, run.start, state["elapsed"]) <= 1e-4
+            ):
+                annealed = True
                 break
-            if annealed or (cfg.time_budget_minutes and state["elapsed"] >= cfg.time_budget_minutes * 60.0):
-                stop_reason = "time_budget"
-                break
-        if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
-            return {"history": state["history"], "best_epoch": state["best_epoch"], "rank": self.group.rank}
-        return self._finish(x_train[:n_plain], x_val, y_val, train.classes, state, stop_reason)
+        if bar is not None:
+            bar.close()
+        return annealed
 
-    def _finish(
+    def _train_step(self, run: _FitRun, idx: torch.Tensor, lr_scale: float) -> None:
+        """One optimiser step on the training faces ``idx`` (this process's shard of them)."""
+        cfg, state = self.config, run.state
+        xb, yb = run.x_train[idx], run.y_train[idx]
+        if run.augment is not None:  # the whole global batch, so every rank's generator stays in step
+            xb = run.augment(xb, generator=run.gen)
+        idx, xb, yb = self.group.shard(idx), self.group.shard(xb), self.group.shard(yb)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        if run.plateau is None:
+            factor = self._lr_factor(state["step"], run.total_steps, run.start, state["elapsed"])
+            for group in run.opt.param_groups:
+                group["lr"] = cfg.lr * factor * lr_scale
+        logits = run.train_model(xb)
+        if run.targets is not None:
+            weight = None if run.loss_weight is None else run.loss_weight[yb]
+            loss = soft_cross_entropy(logits, run.targets[idx], weight)
+        else:
+            loss = F.cross_entropy(logits, yb, weight=run.loss_weight, label_smoothing=cfg.label_smoothing)
+        if run.teacher is not None:
+            t = cfg.distill_temperature
+            kd = distillation_loss(logits, run.teacher.soft_targets(xb, t), t)
+            loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        state["step"] += 1
+        for callback in self.step_callbacks:
+            callback(state["step"], run.model, idx)
+        run.loss_sum += float(loss.detach()) * idx.numel()
+        run.correct += int((logits.argmax(1) == yb).sum())
+        run.seen += idx.numel()
+
+    def _end_epoch(self, run: _FitRun, epoch_start: float) -> None:
+        """Evaluate on the validation faces, keep the best epoch, step the plateau schedule, log, checkpoint."""
+        cfg, state = self.config, run.state
+        state["epoch"] += 1
+        loss_sum, correct_sum, seen_sum = self.group.sum([run.loss_sum, run.correct, run.seen])
+        correct, seen = int(correct_sum), int(seen_sum)
+        self.group.sync_buffers(run.model)
+        val_logits = predict_logits(self._recognizer(), run.x_val)
+        val_metrics = classification_metrics(run.y_val, softmax(val_logits), run.classes)
+        val_loss = float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(run.y_val)))
+        entry = {
+            "epoch": state["epoch"],
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_metrics["accuracy"],
+            "val_macro_f1": val_metrics["macro_f1"],
+            "lr": run.opt.param_groups[0]["lr"],
+            "seconds": time.time() - epoch_start,
+            "images_per_second": seen / max(time.time() - epoch_start, 1e-9),
+        }
+        if cfg.freeze_epochs > 0:
+            entry["phase"] = 1 if state["epoch"] <= cfg.freeze_epochs else 2
+        state["history"].append(entry)
+        score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
+        if state["best"] is None or score > tuple(state["best"]):
+            state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
+            if self.group.is_main:
+                self._recognizer().save_pretrained(self.out)
+        else:
+            state["bad_epochs"] += 1
+        if run.plateau is not None:
+            run.plateau.step(val_loss)
+        self.log(
+            f"epoch {entry['epoch']:3d}/{cfg.epochs} train_loss {entry['train_loss']:.4f} acc {entry['train_accuracy']:.4f} | "
+            f"val_loss {val_loss:.4f} acc {entry['val_accuracy']:.4f} macro_f1 {entry['val_macro_f1']:.4f} | "
+            f"lr {entry['lr']:.2e} | {entry['seconds']:.0f}s ({entry['images_per_second']:.0f} img/s)"
+        )
+        state["elapsed"] += time.time() - run.start
+        run.start = time.time()
+        if self.group.is_main:
+            self._save_checkpoint(run.ckpt_path, run.model, run.opt, run.plateau, run.gen, state)
+            (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+
+    def _calibrate_and_save_best(
         self,
         x_train: torch.Tensor,
         x_val: torch.Tensor,
@@ -720,14 +668,13 @@ class Trainer:
                     group["lr"] *= cfg.finetune_lr_factor
         return frozen, (1.0 if phase == 1 else cfg.finetune_lr_factor)
 
-    def _teacher(self) -> EmotionRecognizer | None:
+    def _teacher(self) -> TeacherEnsemble | None:
         if not self.config.distill_from:
             return None
-        teacher = EmotionRecognizer.from_pretrained(self.config.distill_from, detector=None)
-        if teacher.preprocessor.to_dict() != self.preprocessor.to_dict():
-            raise IncompatibleComponentsError(
-                f"The teacher {self.config.distill_from!r} was trained with preprocessing {teacher.preprocessor.to_dict()}, "
-                f"the student uses {self.preprocessor.to_dict()}; distillation needs the same input."
+        teacher = TeacherEnsemble.load(self.config.distill_from, self.preprocessor)
+        for name in teacher.names:
+            self.log(
+                f"distilling from {name!r} (alpha {self.config.distill_alpha}, T {self.config.distill_temperature})"
             )
         return teacher
 
