@@ -138,7 +138,13 @@ def card_markdown(name: str, card: dict) -> str:
         f"# `{name}`: {card['architecture']}",
         "",
         f"- Parameters: {card['num_params']:,}; input: {card['input']}; weights file: {card['file_bytes'] / 1e6:.2f} MB ({card['dtype']}).",
-        ("- Fine-tuned from pretrained weights" if init else "- Trained from scratch")
+        (
+            "- Fine-tuned from pretrained weights"
+            if init
+            else "- Warm-restarted from the bundled model of the time (below)"
+            if card["training"].get("previous")
+            else "- Trained from scratch"
+        )
         + " on FER-2013 Training minus a stratified 10% validation part (seed 0); "
         + (
             f"{card['training']['epochs_run']} epochs, best epoch {card['training']['best_epoch']}, "
