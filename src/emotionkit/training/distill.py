@@ -28,6 +28,21 @@ def _normalisation(pre: FacePreprocessor, dtype: torch.dtype) -> tuple[torch.Ten
     return mean, std
 
 
+def check_same_margin(student: FacePreprocessor, teacher: FacePreprocessor, name: str = "the teacher") -> None:
+    """Refuse a teacher whose crops have another margin: a prepared face holds no pixels outside its crop.
+
+    Raises
+    ------
+    IncompatibleComponentsError
+        The margins differ; the message names both.
+    """
+    if student.margin != teacher.margin:
+        raise IncompatibleComponentsError(
+            f"The student crops faces with margin {student.margin}, {name} with {teacher.margin}: "
+            "a prepared face cannot be re-cropped. Distil from teachers trained with the same margin."
+        )
+
+
 def adapt_faces(x: torch.Tensor, source: FacePreprocessor, target: FacePreprocessor) -> torch.Tensor:
     """Turn faces prepared by ``source`` into the faces ``target`` would have prepared.
 
@@ -60,11 +75,7 @@ def adapt_faces(x: torch.Tensor, source: FacePreprocessor, target: FacePreproces
     """
     if source.to_dict() == target.to_dict():
         return x
-    if source.margin != target.margin:
-        raise IncompatibleComponentsError(
-            f"The student crops faces with margin {source.margin}, the teacher with {target.margin}: "
-            "a prepared face cannot be re-cropped wider. Distil from teachers trained with the same margin."
-        )
+    check_same_margin(source, target)
     mean, std = _normalisation(source, x.dtype)
     x = (x * std + mean).clamp(0.0, 1.0)  # back to pixels in [0, 1]
     if x.shape[1] == 3 and target.channels == 1:
@@ -136,11 +147,7 @@ class TeacherEnsemble:
                     f"Teacher {name!r} predicts {list(teacher.labels)}, the first teacher {list(labels)}: "
                     "an ensemble needs the same classes in the same order."
                 )
-            if teacher.preprocessor.margin != student.margin:
-                raise IncompatibleComponentsError(
-                    f"Teacher {name!r} crops faces with margin {teacher.preprocessor.margin}, the student with "
-                    f"{student.margin}: a prepared face cannot be re-cropped. Use teachers with the same margin."
-                )
+            check_same_margin(student, teacher.preprocessor, f"teacher {name!r}")
             teacher.model.eval()
         self.labels = list(labels)
 
