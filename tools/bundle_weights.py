@@ -130,6 +130,17 @@ def _distill_line(training: dict, init: dict | None) -> list[str]:
     ]
 
 
+def _resize_line(training: dict) -> list[str]:
+    """The card line of a warm restart at a new input size (``--init-from`` with a new ``--preprocessing`` size)."""
+    if not (before := training.get("resized_from")):
+        return []
+    after = training["config"]["preprocessing"]["size"]
+    return [
+        f"- Input size raised from {before[0]}x{before[1]} to {after[0]}x{after[1]} px at the warm restart: the "
+        "same tensors (the network ends in global pooling), fine-tuned at the new size."
+    ]
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
@@ -164,6 +175,7 @@ def card_markdown(name: str, card: dict) -> str:
             f"{card['training']['total_seconds'] / 60:.1f} min in all."
         ),
         *_distill_line(card["training"], init),
+        *_resize_line(card["training"]),
         *_init_line(init),
         *(
             [

@@ -186,9 +186,14 @@ class Trainer:
         source = self._init_source()
         self._source_meta: dict[str, Any] = dict(source.meta) if source is not None else {}
         if source is not None:  # a warm restart takes the source's architecture unless told otherwise
+            backbone_config = config.backbone_config or dict(source.backbone_config)
+            if config.preprocessing and "image_size" in backbone_config and "image_size" not in config.backbone_config:
+                # A new input size in --preprocessing alone: the backbone is told it too.
+                size = FacePreprocessor.from_dict(config.preprocessing).size[0]
+                backbone_config = {**backbone_config, "image_size": size}
             config = self.config = replace(
                 config,
-                backbone_config=config.backbone_config or dict(source.backbone_config),
+                backbone_config=backbone_config,
                 preprocessing=config.preprocessing or source.preprocessor.to_dict(),
             )
         pre_cfg = dict(config.preprocessing or spec.preprocessing)
@@ -207,6 +212,7 @@ class Trainer:
         self.model = build_backbone(config.backbone, backbone_config)
         self.backbone_config.pop("pretrained", None)
         self._init_weights: dict[str, Any] | None = None
+        self._resized_from: list[int] | None = None
         if is_init_path(config.init):  # a local file (init_from with it was refused by _init_source)
             self._init_weights = load_init_weights(self.model, config.init, backbone=config.backbone)
         if source is not None:
@@ -229,17 +235,28 @@ class Trainer:
         return source
 
     def _load_init_weights(self, source: EmotionRecognizer) -> None:
-        if (
-            source.backbone_config != self.backbone_config
-            or source.preprocessor.to_dict() != self.preprocessor.to_dict()
-        ):
+        """Load a warm restart's weights: the same architecture and preprocessing, or the same at a new input size."""
+        before = source.preprocessor.to_dict()
+        after = self.preprocessor.to_dict()
+        resized = _only_size_differs(source.backbone_config, self.backbone_config, before, after)
+        if not resized and (source.backbone_config != self.backbone_config or before != after):
             raise IncompatibleComponentsError(
                 f"init_from={self.config.init_from!r} was built with backbone config {source.backbone_config} and "
-                f"preprocessing {source.preprocessor.to_dict()}; this run asks for {self.backbone_config} and "
-                f"{self.preprocessor.to_dict()}. Leave --config/--preprocessing unset to take the source's."
+                f"preprocessing {before}; this run asks for {self.backbone_config} and {after}. Leave "
+                "--config/--preprocessing unset to take the source's (a new input size alone is allowed: "
+                "'size' in --preprocessing and 'image_size' in --config)."
             )
         state = {k: v.float() if v.is_floating_point() else v for k, v in source.model.state_dict().items()}
-        self.model.load_state_dict(state)
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as exc:  # only a new input size gets here: some tensor's shape follows it
+            raise IncompatibleComponentsError(
+                f"init_from={self.config.init_from!r} was trained at {_px(before)}; its {self.config.backbone!r} "
+                f"weights do not fit a model at {_px(after)} ({str(exc).splitlines()[-1].strip()}). This "
+                "backbone's weights depend on the input size: keep the source's size."
+            ) from None
+        if resized:
+            self._resized_from = list(before["size"])
 
     # -------------------------------------------------------------------------------- helpers
     def _recognizer(self, temperature: float = 1.0, meta: dict[str, Any] | None = None) -> EmotionRecognizer:
@@ -573,6 +590,8 @@ class Trainer:
         }
         if self._init_weights is not None:
             meta["training"]["init_weights"] = self._init_weights
+        if self._resized_from is not None:
+            meta["training"]["resized_from"] = self._resized_from
         if state["epoch"] == 0 and "training" in self._source_meta:
             # Nothing trained here: the weights are the source's, and so is the record of how they were trained.
             meta["training"] = {**self._source_meta["training"], "finished_by": self.config.to_dict()}
@@ -732,3 +751,22 @@ class Trainer:
         if payload.get("torch_rng") is not None:
             torch.set_rng_state(payload["torch_rng"])
         return dict(json.loads(payload["state"]))
+
+
+def _only_size_differs(
+    source_config: dict[str, Any], config: dict[str, Any], source_pre: dict[str, Any], pre: dict[str, Any]
+) -> bool:
+    """Whether a warm restart changes the input size and nothing else (``size``, and ``image_size`` if set)."""
+    if source_pre["size"] == pre["size"]:
+        return False
+    same_pre = {k: v for k, v in source_pre.items() if k != "size"} == {k: v for k, v in pre.items() if k != "size"}
+    same_config = {k: v for k, v in source_config.items() if k != "image_size"} == {
+        k: v for k, v in config.items() if k != "image_size"
+    }
+    image_size = config.get("image_size", pre["size"][0])  # a backbone that is told its size must be told the new one
+    return same_pre and same_config and image_size in (pre["size"][0], list(pre["size"]))
+
+
+def _px(preprocessing: dict[str, Any]) -> str:
+    height, width = preprocessing["size"]
+    return f"{height}x{width} px"
