@@ -61,7 +61,7 @@ def photo(sample_photo) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["cnn", "mobilenetv2"])
 def bundled(request) -> EmotionRecognizer:
-    """A bundled model: ``cnn`` reads 48 px grey faces, ``mobilenetv2`` 64 px normalised RGB."""
+    """A bundled model: ``cnn`` reads 48 px grey faces, ``mobilenetv2`` larger normalised grey ones."""
     return EmotionRecognizer.from_pretrained(request.param, detector="none")
 
 
