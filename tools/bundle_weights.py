@@ -135,6 +135,7 @@ def _resize_line(training: dict) -> list[str]:
     if not (before := training.get("resized_from")):
         return []
     after = training["config"]["preprocessing"]["size"]
+    before, after = ([s, s] if isinstance(s, int) else s for s in (before, after))  # --preprocessing may give one int
     return [
         f"- Input size raised from {before[0]}x{before[1]} to {after[0]}x{after[1]} px at the warm restart: the "
         "same tensors (the network ends in global pooling), fine-tuned at the new size."
@@ -334,6 +335,10 @@ def main() -> int:
             "training": previous["training"],
             **({"batchnorm_command": c} if (c := previous.get("batchnorm", {}).get("command")) else {}),
         }
+        if "init_weights" not in card_training and (start := previous["training"].get("init_weights")):
+            # The pretrained start of the model this run warm-restarted from: its source, sha256 and licence
+            # stay on the card (they are where these weights came from too).
+            card_training["init_weights"] = start
         before = previous["training"].get("total_seconds", previous["training"].get("seconds", 0.0))
         card_training["total_seconds"] = before + card_training.get("seconds", 0.0)
     card = {
@@ -384,16 +389,21 @@ def main() -> int:
         "faces_per_second_batch64": round(faces_per_second(chosen), 1),
         "reproduce": f"python benchmarks/accuracy.py --model {args.name}",
     }
+    # Everything is written to a staging folder first, so a failure (e.g. in the card's text) leaves the
+    # bundled model as it was: a half-replaced model would also give the next bundling wrong teacher sha256s.
     dest = ASSETS / args.name
+    staging = ASSETS / f".{args.name}.staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    chosen.meta = {k: v for k, v in rec.meta.items()}
+    chosen.save_pretrained(staging, half=half)
+    card["file_bytes"] = (staging / "model.safetensors").stat().st_size
+    card["sha256"] = sha256sum(staging / "model.safetensors")
+    (staging / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (staging / "card.md").write_text(card_markdown(args.name, card))
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    chosen.meta = {k: v for k, v in rec.meta.items()}
-    chosen.save_pretrained(dest, half=half)
-    card["file_bytes"] = (dest / "model.safetensors").stat().st_size
-    card["sha256"] = sha256sum(dest / "model.safetensors")
-    (dest / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (dest / "card.md").write_text(card_markdown(args.name, card))
+    staging.rename(dest)
     print(
         json.dumps(
             {
