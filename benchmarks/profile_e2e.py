@@ -1,5 +1,7 @@
 """Where the time of one end-to-end call goes: ``rec.predict(photo)`` under cProfile, summarised by stage.
 
+The default detector's stages (yunet) and mtcnn's (``--detector mtcnn``) are listed; the other's read 0.
+
 CPU time (``time.process_time``) is the profiler's clock, so other load on the machine changes the
 numbers less than wall time would. Run::
 
@@ -28,7 +30,13 @@ from emotionkit.registry import load_plugin  # noqa: E402
 #: (stage, file suffix, function name): cumulative time of these functions.
 STAGES = [
     ("decode_image", "emotionkit/io.py", "decode_image"),
-    ("detection (all)", "detectors/mtcnn.py", "detect_batch"),
+    ("detection, yunet (all)", "detectors/yunet.py", "detect_batch"),
+    ("  resize for the network", "detectors/yunet.py", "_prepare"),
+    ("  network, onnxruntime", "detectors/_yunet_onnx.py", "__call__"),
+    ("  network, torch", "detectors/yunet.py", "__call__"),
+    ("  decode boxes and landmarks", "detectors/yunet.py", "_decode"),
+    ("  suppression, Detection objects", "detectors/yunet.py", "_to_detections"),
+    ("detection, mtcnn (all)", "detectors/mtcnn.py", "detect_batch"),
     ("  P-Net over the pyramid", "detectors/_cascade.py", "_stage_one"),
     ("    pyramid (uint8 resizes)", "detectors/_cascade.py", "_pyramid"),
     ("    P-Net forward", "detectors/_nets.py", "forward:FastPNet"),
@@ -48,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model", default=None, help="model name or directory (default: bundled cnn, else untrained cnn)"
     )
     parser.add_argument("--photo", default="astronaut")
+    parser.add_argument("--detector", default=None, help="detector name (default: the library's default)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--top", type=int, default=0, help="also print the top N functions by own time")
@@ -65,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 backbone_config=spec.default_config,
             )
             where = str(untrained.save_pretrained(Path(tmp) / "cnn"))
-        rec = EmotionRecognizer.from_pretrained(where)
+        rec = EmotionRecognizer.from_pretrained(where, **({"detector": args.detector} if args.detector else {}))
     rec.predict(photo.image)
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()

@@ -160,6 +160,8 @@ def run_fer(pics: list[Photo], faces: np.ndarray, args) -> dict[str, Any]:
         cmd += ["--torch-site", sysconfig.get_paths()["purelib"]]
         if args.photos:
             cmd += ["--photos", *args.photos]
+        if getattr(args, "configs", None):
+            cmd += ["--configs", *args.configs]
         env = {**os.environ, "KERAS_HOME": str(Path(tmp) / "keras"), "KERAS_BACKEND": "tensorflow"}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:

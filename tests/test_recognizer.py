@@ -342,6 +342,25 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     after = rec.predict_proba(fer_faces)
     assert not np.allclose(after, before, atol=1e-3)
     np.testing.assert_allclose(after, changed, atol=1e-4, rtol=0)
+    # A replaced parameter and a replaced submodule (not in-place changes) must reach it too.
+    owner, pname = next(
+        (m, n) for m in rec.model.modules() for n, p in m._parameters.items() if p is not None and p.ndim > 1
+    )
+    setattr(owner, pname, torch.nn.Parameter(getattr(owner, pname).detach() * 0.5))
+    with torch.inference_mode():
+        replaced = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+    np.testing.assert_allclose(rec.predict_proba(fer_faces), replaced, atol=1e-4, rtol=0)
+    parent, child = next(
+        (m, n)
+        for m in rec.model.modules()
+        for n, c in m._modules.items()
+        if isinstance(c, torch.nn.ReLU | torch.nn.GELU | torch.nn.ReLU6 | torch.nn.SiLU)
+    )
+    setattr(parent, child, torch.nn.Tanh())
+    with torch.inference_mode():
+        swapped = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+    assert not np.allclose(swapped, replaced, atol=1e-3)
+    np.testing.assert_allclose(rec.predict_proba(fer_faces), swapped, atol=1e-4, rtol=0)
     rec.model.train()  # training mode: batch statistics, nothing folded
     assert rec.inference.torch_runtime.inference_model() is rec.model
     rec.model.eval()

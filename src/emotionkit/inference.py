@@ -95,7 +95,8 @@ class TorchRuntime:
         self.device = resolve_device(device)  # "cuda" without a GPU: DeviceUnavailableError listing what there is
         #: Whether inputs are converted to ``torch.channels_last`` (CPU convnets, where it is faster).
         self.channels_last = self.device.type == "cpu" and _uses_convolutions(model)
-        self._folded: tuple[tuple[tuple[int, int], ...], nn.Module] | None = None
+        self._folded: tuple[tuple[int, ...], nn.Module] | None = None
+        self._modules: tuple[nn.Module | None, list[nn.Module]] = (None, [])
         self.model = model.to(self.device).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -148,16 +149,31 @@ class TorchRuntime:
         """
         if self.model.training:
             return self.model
-        tensors = [*self.model.parameters(), *self.model.buffers()]
-        key = tuple((id(t), t._version) for t in tensors)
         cached = self._folded
-        if cached is not None and cached[0] == key:
+        if cached is not None and self._modules[0] is self.model and cached[0] == self._state_key():
             return cached[1]
         from .fusion import fold_batch_norm
 
+        self._modules = (self.model, list(self.model.modules()))
         folded = fold_batch_norm(self.model)
-        self._folded = (key, folded)
+        self._folded = (self._state_key(), folded)
         return folded
+
+    def _state_key(self) -> tuple[int, ...]:
+        """What the folded copy depends on: the ids of every submodule, parameter and buffer, and the tensors' versions.
+
+        Read from each module's own dicts (a flat list kept since the last fold), which costs a tenth of walking
+        ``model.parameters()`` at every call (mobilenetv2: 0.1 vs 1 ms); a replaced submodule changes its
+        parent's entry, so it is noticed as well.
+        """
+        key: list[int] = []
+        for module in self._modules[1]:
+            key.extend(map(id, module._modules.values()))
+            for tensors in (module._parameters, module._buffers):
+                for t in tensors.values():
+                    if t is not None:
+                        key += (id(t), t._version)
+        return tuple(key)
 
 
 class InferenceModel:
