@@ -283,7 +283,9 @@ def test_init_from_at_a_new_input_size(full_run, tmp_path):
 
     config = {"in_channels": 1, "image_size": 48, "widths": [8, 16], "blocks": [1, 1], "strides": [1, 2]}
     pre = FacePreprocessor.from_dict({"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]})
-    source = EmotionRecognizer(build_backbone("resnet", config), pre, None, backbone_name="resnet", backbone_config=config)
+    source = EmotionRecognizer(
+        build_backbone("resnet", config), pre, None, backbone_name="resnet", backbone_config=config
+    )
     source_dir = source.save_pretrained(tmp_path / "source")
     bigger = {"size": 64, "channels": 1, "mean": [0.0], "std": [1.0]}
     warm = Trainer(TrainConfig(backbone="resnet", init_from=str(source_dir), preprocessing=bigger), tmp_path / "warm")
@@ -293,7 +295,9 @@ def test_init_from_at_a_new_input_size(full_run, tmp_path):
         assert torch.equal(warm.model.state_dict()[name], tensor), name
     assert warm.model(warm.preprocessor.faces(np.zeros((2, 80, 80), np.uint8))).shape == (2, 7)
     with pytest.raises(IncompatibleComponentsError, match="Leave --config/--preprocessing unset"):  # size and more
-        Trainer(TrainConfig(backbone="resnet", init_from=str(source_dir), preprocessing={**bigger, "mean": [0.5]}), tmp_path)
+        Trainer(
+            TrainConfig(backbone="resnet", init_from=str(source_dir), preprocessing={**bigger, "mean": [0.5]}), tmp_path
+        )
     # The CNN's dense layer follows the input size: refused with what to do, not a torch size-mismatch traceback.
     cnn_bigger = {"size": 64, "channels": 1, "mean": [0.0], "std": [1.0], "margin": 0.1}
     with pytest.raises(IncompatibleComponentsError, match="trained at 48x48 px.*keep the source's size"):

@@ -189,7 +189,7 @@ class Trainer:
             backbone_config = config.backbone_config or dict(source.backbone_config)
             if config.preprocessing and "image_size" in backbone_config and "image_size" not in config.backbone_config:
                 # A new input size in --preprocessing alone: the backbone is told it too.
-                size = FacePreprocessor.from_dict(config.preprocessing).size[0]
+                size = FacePreprocessor.from_dict(config.preprocessing).to_dict()["size"][0]
                 backbone_config = {**backbone_config, "image_size": size}
             config = self.config = replace(
                 config,
