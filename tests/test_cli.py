@@ -128,7 +128,7 @@ def test_models_lists_builtins_from_emotionkit(capsys):
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     backbones = {e["name"]: e for e in data["backbones"]}
-    for name in ("cnn", "resnet", "mobilenetv2", "vit"):
+    for name in ("cnn", "resnet", "mobilenetv2", "efficientnet", "vit"):
         assert backbones[name]["distribution"] == "emotionkit" and backbones[name]["status"] == "ok"
         assert isinstance(backbones[name]["weights"], list)
     assert {e["name"] for e in data["detectors"]} >= {"mtcnn", "none"}

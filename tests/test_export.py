@@ -18,7 +18,7 @@ from emotionkit.preprocessing import FacePreprocessor  # noqa: E402
 from emotionkit.recognizer import EmotionRecognizer, build_backbone, bundled_models  # noqa: E402
 from emotionkit.registry import load_plugin  # noqa: E402
 
-ARCHITECTURES = ("cnn", "resnet", "mobilenetv2", "vit")
+ARCHITECTURES = ("cnn", "resnet", "mobilenetv2", "efficientnet", "vit")
 BUNDLED = sorted(bundled_models())
 
 

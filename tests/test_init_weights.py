@@ -181,3 +181,53 @@ def test_converter_refuses_another_network():
     conv = _converter()
     with pytest.raises(SystemExit, match="not the same network"):
         conv.remap_to_timm({"a": torch.zeros(1)}, ["a", "b"])
+
+
+def _lite0_converter():
+    spec = importlib.util.spec_from_file_location(
+        "convert_lite0", REPO / "tools" / "convert_imagenet_efficientnet_lite0.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lite0_converter_maps_the_checkpoint_naming_onto_timm_and_folds_the_stem(tmp_path, fer_faces):
+    """A Lite0 state dict under the checkpoint's own names lands on timm's keys; the folded stem is exact;
+    the result trains as ``--backbone efficientnet --init PATH`` with every tensor but the head loaded."""
+    import timm
+
+    conv = _lite0_converter()
+    torch.manual_seed(0)
+    source_net = timm.create_model("efficientnet_lite0").eval()
+    with torch.no_grad():  # batch-norm statistics off their defaults, so every tensor matters
+        for m in source_net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    # The checkpoint's naming (efficientnet_pytorch): same tensors, same order, other names.
+    source = {f"_t{i}.{k.rsplit('.', 1)[-1]}": v for i, (k, v) in enumerate(source_net.state_dict().items())}
+    state = conv.remap_to_timm(source, list(source_net.state_dict()))
+    grey = _faces3(fer_faces, size=96)
+    with torch.no_grad():
+        a = source_net(((grey - conv.MEAN) / conv.STD).expand(-1, 3, -1, -1))
+        one = timm.create_model("efficientnet_lite0", in_chans=1).eval()
+        one.load_state_dict({**state, "conv_stem.weight": conv.fold_rgb_stem(state["conv_stem.weight"])})
+        b = one((grey - conv.MEAN) / conv.STD)
+    np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-4)  # exact fold: same mean and std on every channel
+    with pytest.raises(SystemExit, match="not the same network"):
+        conv.remap_to_timm(dict(list(source.items())[:-1]), list(source_net.state_dict()))
+
+    start = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    start["conv_stem.weight"] = conv.fold_rgb_stem(start["conv_stem.weight"])
+    path = tmp_path / "lite0.safetensors"
+    save_file({k: v.contiguous() for k, v in start.items()}, str(path))
+    trainer = Trainer(TrainConfig(backbone="efficientnet", init=str(path)), tmp_path / "run", log=lambda _: None)
+    assert trainer._init_weights is not None and trainer._init_weights["fresh"] == [
+        "classifier.bias",
+        "classifier.weight",
+    ]
+    assert trainer.preprocessor.to_dict()["size"] == [96, 96] and trainer.preprocessor.mean == (0.5,)
+    own = trainer.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in start.items())

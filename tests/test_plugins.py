@@ -95,7 +95,7 @@ def test_models_command_lists_plugins_and_broken_ones(use_plugins, capsys):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     backbones = {e["name"]: e for e in data["backbones"]}
-    for name in ("cnn", "resnet", "mobilenetv2", "vit"):
+    for name in ("cnn", "resnet", "mobilenetv2", "efficientnet", "vit"):
         assert backbones[name]["distribution"] == "emotionkit"
     assert backbones["tinynet"]["distribution"] == "emotionkit-tinynet" and backbones["tinynet"]["status"] == "ok"
     assert backbones["tinynet"]["description"].startswith("Tiny two-conv")

@@ -13,7 +13,7 @@ from emotionkit.exceptions import EmotionKitError, UnknownPluginError
 from emotionkit.interfaces import BackboneSpec, DetectorSpec
 from emotionkit.registry import list_plugins, load_plugin
 
-BUILTIN_BACKBONES = ["cnn", "mobilenetv2", "resnet", "vit"]
+BUILTIN_BACKBONES = ["cnn", "efficientnet", "mobilenetv2", "resnet", "vit"]
 
 
 def test_builtins_are_registered_through_entry_points():
@@ -57,7 +57,7 @@ def test_unknown_name_lists_choices_and_suggests():
         load_plugin("backbones", "resnt")
     message = str(excinfo.value)
     assert isinstance(excinfo.value, EmotionKitError) and isinstance(excinfo.value, ValueError)
-    assert "'resnt'" in message and "Available: cnn, mobilenetv2, resnet, vit" in message
+    assert "'resnt'" in message and "Available: cnn, efficientnet, mobilenetv2, resnet, vit" in message
     assert "Did you mean 'resnet'?" in message
 
 

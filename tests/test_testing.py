@@ -18,10 +18,11 @@ from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone, param
         ("cnn", None),
         ("resnet", None),
         ("mobilenetv2", {"variant": "mobilenetv2_050"}),
+        ("efficientnet", None),
         ("vit", {"depth": 2}),
         ("vit", {"depth": 2, "stem": "conv"}),
     ],
-    ids=["cnn", "resnet", "mobilenetv2", "vit", "vit-conv-stem"],
+    ids=["cnn", "resnet", "mobilenetv2", "efficientnet", "vit", "vit-conv-stem"],
 )
 def test_builtin_backbones_conform(name, config):
     passed = check_backbone(name, config=config)

@@ -252,6 +252,18 @@ def test_mobilenetv2_layers_for_fine_tuning():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_efficientnet_layers_for_fine_tuning():
+    """EfficientNet-Lite0 shares timm's EfficientNet layout with mobilenetv2: stem, 7 stages, head conv, classifier."""
+    model = build_backbone("efficientnet")
+    groups = layer_groups(model)
+    names = [n for n, _ in groups]
+    assert names[:2] == ["conv_stem", "bn1"] and names[-3:] == ["conv_head", "bn2", "classifier"]
+    assert head_index(groups, model) == len(names) - 1
+    set_trainable(model, 2, unfreeze_layers=3)
+    trainable = {g for n, p in model.named_parameters() if p.requires_grad for g in names if n.startswith(g + ".")}
+    assert names[-4] == "blocks.6.0" and trainable == {"blocks.6.0", "conv_head", "bn2", "classifier"}
+
+
 def test_init_from_a_run_starts_from_its_weights_and_architecture(full_run, tmp_path):
     source_dir = full_run[0]
     source = EmotionRecognizer.from_pretrained(source_dir, detector=None)

