@@ -50,7 +50,7 @@ def test_unknown_model_name_lists_and_suggests():
         EmotionRecognizer.from_pretrained("vitt")
     message = str(excinfo.value)
     assert isinstance(excinfo.value, ValueError)
-    assert "Unknown model 'vitt'" in message and "cnn, mobilenetv2, resnet, vit" in message
+    assert "Unknown model 'vitt'" in message and "cnn, efficientnet, mobilenetv2, resnet, vit" in message
     assert "Did you mean 'vit'?" in message
 
 

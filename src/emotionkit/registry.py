@@ -115,8 +115,8 @@ def list_plugins(kind: Kind) -> dict[str, PluginInfo]:
     Examples
     --------
     >>> from emotionkit.registry import list_plugins
-    >>> sorted(list_plugins("backbones"))[:4]
-    ['cnn', 'mobilenetv2', 'resnet', 'vit']
+    >>> sorted(list_plugins("backbones"))[:5]
+    ['cnn', 'efficientnet', 'mobilenetv2', 'resnet', 'vit']
     >>> list_plugins("backbones")["cnn"].distribution
     'emotionkit'
     """
