@@ -12,7 +12,8 @@ import copy
 import warnings
 
 import torch
-from torch import nn
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = ["fold_batch_norm"]
 
@@ -56,9 +57,60 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            folded = fuse(copy.deepcopy(model), inplace=True)
+            folded = fuse(_fold_norm_act(copy.deepcopy(model)), inplace=True)
     except Exception:  # not traceable by torch.fx: keep the original graph
         return model
     if any(p.is_contiguous(memory_format=torch.channels_last) and p.ndim == 4 for p in model.parameters()):
         folded = folded.to(memory_format=torch.channels_last)
     return folded.eval()
+
+
+def _is_norm_act(module: nn.Module) -> bool:
+    """timm's ``BatchNormAct2d``: a BatchNorm2d subclass whose forward is ``act(drop(batch_norm(x)))``."""
+    return (
+        isinstance(module, nn.BatchNorm2d)
+        and type(module) is not nn.BatchNorm2d
+        and isinstance(getattr(module, "act", None), nn.Module)
+        and isinstance(getattr(module, "drop", None), nn.Module)
+    )
+
+
+class _NormActLeaves(fx.Tracer):
+    """Keeps ``BatchNormAct2d`` whole, so the graph shows which convolution each one follows."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _is_norm_act(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _fold_norm_act(model: nn.Module) -> nn.Module:
+    """Fold each ``Conv2d -> BatchNormAct2d`` pair (timm's mobilenetv2 and efficientnet) into the convolution.
+
+    ``torch.fx``'s ``fuse`` matches exact ``BatchNorm2d`` modules only, and tracing goes inside timm's
+    subclass (a functional ``batch_norm``), so without this pass those networks kept every
+    normalisation. The pair becomes the fused convolution followed by the module's own ``drop`` and
+    ``act``. A model without such modules is returned as it is.
+    """
+    if not any(_is_norm_act(m) for m in model.modules()):
+        return model
+    tracer = _NormActLeaves()
+    graph = tracer.trace(model)
+    folded = fx.GraphModule(tracer.root, graph)
+    modules = dict(folded.named_modules())
+    for node in folded.graph.nodes:
+        if node.op != "call_module" or not _is_norm_act(modules[node.target]):
+            continue
+        before = node.args[0]
+        if not (isinstance(before, fx.Node) and before.op == "call_module" and len(before.users) == 1):
+            continue
+        conv, norm = modules[before.target], modules[node.target]
+        if type(conv) is not nn.Conv2d:
+            continue
+        _replace(folded, str(before.target), fuse_conv_bn_eval(conv, norm))
+        _replace(folded, str(node.target), nn.Sequential(norm.drop, norm.act))
+    folded.recompile()
+    return folded
+
+
+def _replace(root: nn.Module, qualified_name: str, module: nn.Module) -> None:
+    parent, _, name = qualified_name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
