@@ -1,4 +1,4 @@
-"""Speed of emotionkit (torch, onnxruntime float32 and int8) beside the `fer` package, on the same photos and cores, in one run.
+"""Speed of emotionkit (auto, torch, onnxruntime float32 and int8) beside the `fer` package, on the same photos and cores, in one run.
 
 Measures, for each model (bundled weights, given model directories, or untrained models of the
 four architectures when none is bundled: same architecture, same speed):
@@ -87,7 +87,7 @@ def _calibration_faces() -> np.ndarray:
 
 
 def _load(where: Any, runtime: str, detector: str = "mtcnn", options: dict | None = None) -> EmotionRecognizer:
-    """A recognizer on ``runtime``: torch, onnx (float32), or onnx-int8 (quantized here on Training faces)."""
+    """A recognizer on ``runtime``: auto, torch, onnx (float32), or onnx-int8 (quantized here on Training faces)."""
     if runtime != "onnx-int8":
         return EmotionRecognizer.from_pretrained(
             where,
@@ -229,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         "--models", nargs="*", help="model names or directories (default: bundled, else untrained stand-ins)"
     )
     parser.add_argument(
-        "--runtimes", nargs="*", default=["torch", "onnx", "onnx-int8"], choices=["torch", "onnx", "onnx-int8"]
+        "--runtimes",
+        nargs="*",
+        default=["auto", "torch", "onnx", "onnx-int8"],
+        choices=["auto", "torch", "onnx", "onnx-int8"],
+        help="auto: the library's default (an onnxruntime graph where the backbone is convolutional)",
     )
     parser.add_argument("--e2e-models", type=int, default=None, help="end to end for the first N models only")
     parser.add_argument("--photos", nargs="*", help="subset of photo names")

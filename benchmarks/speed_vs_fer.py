@@ -78,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=20.0, help="seconds at most per photo and side in a round")
     parser.add_argument("--photos", nargs="*", help="subset of photo names")
     parser.add_argument("--models", nargs="*", help="bundled model names or directories (default: the default model)")
+    parser.add_argument(
+        "--runtime", default="auto", choices=["auto", "torch", "onnx"], help="the classifier's (default: the library's)"
+    )
     parser.add_argument("--fer-python", default="/tmp/fervenv/bin/python")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pics = [p for p in photos() if not args.photos or p.name in args.photos]
     faces, _ = _faces()
-    recs = {m: EmotionRecognizer.from_pretrained(m) for m in args.models or [DEFAULT_MODEL]}
+    recs = {m: EmotionRecognizer.from_pretrained(m, runtime=args.runtime) for m in args.models or [DEFAULT_MODEL]}
     load_before = [round(x, 1) for x in os.getloadavg()]
     rounds = []
     for i in range(args.rounds):
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rec in recs.items():
         detector = type(rec.detector).__name__ + f" ({getattr(rec.detector, 'runtime', 'torch')})"
         print(
-            f"\n# model {name!r}{' (the default)' if name == DEFAULT_MODEL else ''}, detector {detector}, "
+            f"\n# model {name!r}{' (the default)' if name == DEFAULT_MODEL else ''} on {rec.runtime}, detector {detector}, "
             f"{args.threads} thread(s), {args.rounds} rounds of {args.repeats} calls; load average {load_before} -> "
             f"{[round(x, 1) for x in os.getloadavg()]}"
         )

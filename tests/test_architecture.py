@@ -47,7 +47,7 @@ def test_resolve_pretrained_reads_a_directory_once(model_dir):
 
 
 def test_the_recognizer_is_a_facade_over_its_core(model_dir, fer_faces):
-    rec = EmotionRecognizer.from_pretrained(model_dir, detector="none")
+    rec = EmotionRecognizer.from_pretrained(model_dir, detector="none", runtime="torch")
     core = rec.inference
     assert isinstance(core, InferenceModel) and isinstance(core.runtime, TorchRuntime) and rec.runtime == "torch"
     assert rec.model is core.model and rec.preprocessor is core.preprocessor and rec.labels == core.labels

@@ -56,7 +56,7 @@ def _assert_parity(torch_rec: EmotionRecognizer, onnx_rec: EmotionRecognizer, fa
 
 
 def test_onnx_matches_torch_on_real_faces_untrained_architectures(untrained_dir, fer_faces):
-    torch_rec = EmotionRecognizer.from_pretrained(untrained_dir, detector="none")
+    torch_rec = EmotionRecognizer.from_pretrained(untrained_dir, detector="none", runtime="torch")
     onnx_rec = EmotionRecognizer.from_pretrained(untrained_dir, detector="none", runtime="onnx")
     _assert_parity(torch_rec, onnx_rec, fer_faces)
 
@@ -65,7 +65,7 @@ def test_onnx_matches_torch_on_real_faces_untrained_architectures(untrained_dir,
     "name", BUNDLED or [pytest.param("none", marks=pytest.mark.skip(reason="no bundled weights yet"))]
 )
 def test_onnx_matches_torch_on_real_faces_bundled(name, fer_faces):
-    torch_rec = EmotionRecognizer.from_pretrained(name, detector="none")
+    torch_rec = EmotionRecognizer.from_pretrained(name, detector="none", runtime="torch")
     onnx_rec = EmotionRecognizer.from_pretrained(name, detector="none", runtime="onnx")
     _assert_parity(torch_rec, onnx_rec, fer_faces)
 
@@ -134,7 +134,7 @@ def test_exporting_an_unknown_model_is_a_clear_error(tmp_path, capsys):
 
 
 def test_unknown_runtime_is_a_clear_error(model_dir):
-    with pytest.raises(ValueError, match="runtime must be 'torch' or 'onnx', got 'tensorrt'"):
+    with pytest.raises(ValueError, match="runtime must be 'auto', 'torch' or 'onnx', got 'tensorrt'"):
         EmotionRecognizer.from_pretrained(model_dir, detector="none", runtime="tensorrt")  # type: ignore[arg-type]
 
 

@@ -49,6 +49,7 @@ PUBLIC_MODULES = [
     "emotionkit.video",
     "emotionkit.keras",
     "emotionkit.export",
+    "emotionkit.onnx_graph",
     "emotionkit.batch",
     "emotionkit.distributed",
     "emotionkit.fusion",

@@ -1,7 +1,8 @@
 """Just enough of the ONNX protobuf format to write a model: nodes, attributes, tensors, inputs and outputs.
 
-Building YuNet's graph with the ``onnx`` package means importing it, which takes 0.6 s beside torch (most
-of it in ``ml_dtypes``), every time a detector is made: more than detecting faces in a dozen photos.
+Building a graph (YuNet's, or a classifier's in :mod:`emotionkit.onnx_graph`) with the ``onnx`` package means
+importing it, which takes 0.6 s beside torch (most of it in ``ml_dtypes``), every time a model is made: more than
+detecting faces in a dozen photos.
 onnxruntime only needs the serialised ``ModelProto``, so this module writes it directly, with the field
 numbers of ``onnx/onnx.proto`` (proto2; repeated scalars unpacked, which every parser reads).
 

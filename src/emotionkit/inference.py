@@ -41,7 +41,10 @@ class LogitsRuntime(Protocol):
     tensor on the CPU.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Which runtime computes the logits (``"torch"``, ``"onnx"``, ...)."""
+        ...
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Return the logits of preprocessed faces.
@@ -96,6 +99,9 @@ class TorchRuntime:
         #: Whether inputs are converted to ``torch.channels_last`` (CPU convnets, where it is faster).
         self.channels_last = self.device.type == "cpu" and _uses_convolutions(model)
         self._folded: tuple[tuple[int, ...], nn.Module] | None = None
+        #: How many times :meth:`inference_model` has (re)built the folded copy: a runtime built from it
+        #: (:class:`emotionkit.onnx_graph.OnnxGraphRuntime`) is stale when this moved on.
+        self.folds = 0
         self._modules: tuple[nn.Module | None, list[nn.Module]] = (None, [])
         self.model = model.to(self.device).eval()
         if self.channels_last:
@@ -157,6 +163,7 @@ class TorchRuntime:
         self._modules = (self.model, list(self.model.modules()))
         folded = fold_batch_norm(self.model)
         self._folded = (self._state_key(), folded)
+        self.folds += 1
         return folded
 
     def _state_key(self) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ kernels on one core (``benchmarks/detection_recall.py --fer 1200 --configs "yune
 1,200 FER faces on 100 photos in 2.8 vs 4.6 s); on a 512x512 photo the network's 0.69 GFLOP then run
 at about 95 GFLOP/s on one core, close to what its FP32 vector units can do. The graph is
 written node by node from :class:`~emotionkit.detectors._yunet_net.YuNetNet`'s weights (no
-exporter, no file, and not even the ``onnx`` package: :mod:`~emotionkit.detectors._onnx_proto`
+exporter, no file, and not even the ``onnx`` package: :mod:`~emotionkit._onnx_proto`
 encodes it), so it computes exactly what the torch module does; it also takes the
 detector's uint8 batch as it is (the cast and transpose are its first nodes) and returns the
 three levels' maps as one flat array, so nothing is converted in Python on either side.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _onnx_proto as proto
+from .. import _onnx_proto as proto
 from ._yunet_net import HEAD_CHANNELS, SeparableUnit, YuNetNet
 
 __all__ = ["build_graph", "OnnxYuNet"]
