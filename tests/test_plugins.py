@@ -51,9 +51,12 @@ def test_plugin_backbone_runs_through_the_recognizer(use_plugins, sample_photo, 
     )
     faces = rec.predict(sample_photo)  # detector None: the whole photo is one RGB 32x32 face
     assert len(faces) == 1 and sum(faces[0].scores.values()) == pytest.approx(1.0, abs=1e-5)
-    again = EmotionRecognizer.from_pretrained(rec.save_pretrained(tmp_path / "tiny"), detector="none")
+    saved = rec.save_pretrained(tmp_path / "tiny")
+    again = EmotionRecognizer.from_pretrained(saved, detector="none", runtime="torch")
     crops = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
     np.testing.assert_array_equal(again.predict_proba(crops), rec.predict_proba(crops))
+    fast = EmotionRecognizer.from_pretrained(saved, detector="none")  # the onnxruntime graph: float rounding apart
+    np.testing.assert_allclose(fast.predict_proba(crops), rec.predict_proba(crops), atol=1e-6, rtol=0)
     assert json.loads((tmp_path / "tiny" / "config.json").read_text())["backbone"] == "tinynet"
 
 

@@ -171,7 +171,8 @@ class EmotionRecognizer(InferenceAttributes):
     def save_pretrained(self, directory: str | os.PathLike, *, half: bool = False) -> Path:
         """Write ``config.json``, ``preprocessor.json`` and ``model.safetensors``.
 
-        :meth:`from_pretrained` on the directory gives identical outputs.
+        :meth:`from_pretrained` on the directory gives identical outputs with ``runtime="torch"`` (with the
+        default ``"auto"``, equal to float rounding: onnxruntime sums in another order).
 
         Parameters
         ----------
