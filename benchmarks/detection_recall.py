@@ -66,6 +66,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "yunet, scores >= 0.3": {"detector": "yunet", "min_score": 0.3},
     "yunet, max_side 640": {"detector": "yunet", "max_side": 640},
     "yunet, min 20": {"detector": "yunet", "min_face_size": 20},
+    "yunet, min 24": {"detector": "yunet", "min_face_size": 24},
+    "yunet, min 32": {"detector": "yunet", "min_face_size": 32},
     "yunet, full resolution": {"detector": "yunet", "max_side": None},
 }
 
