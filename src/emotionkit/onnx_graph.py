@@ -3,11 +3,13 @@
 Photo to emotions classifies a handful of faces per photo, where torch's eager kernels spend most
 of their time between operators: one 96 px face through the bundled ``mobilenetv2`` takes about
 6 ms with torch and 1.3-1.9 ms with onnxruntime on these two cores, and the ``cnn`` 0.8 vs 0.4 ms
-(``python benchmarks/speed.py --runtimes torch auto``). :class:`OnnxGraphRuntime` writes the graph
-node by node from the BatchNorm-folded module's own tensors (``torch.fx`` lists its operations;
+(timed in loops of 200 calls; ``python benchmarks/speed.py --runtimes auto torch`` measures the same
+as batch-1 faces/s). :class:`OnnxGraphRuntime` writes the graph node by node from the
+BatchNorm-folded module's own tensors (``torch.fx`` lists its operations;
 :mod:`~emotionkit._onnx_proto` encodes them), so it needs neither an exporter nor the ``onnx``
-package and takes milliseconds to build. It follows the torch model: when a weight changes, the
-torch runtime refolds and the graph is rebuilt before the next call.
+package, and builds in about 0.2 s (the first one in a process also pays for importing
+``torch.fx``). It follows the torch model: when a weight changes, the torch runtime refolds and
+the graph is rebuilt before the next call.
 
 Only the operations of convolutional classifiers are written (convolutions, linear layers, ReLU,
 ReLU6, pooling, residual sums, flattening); a model with anything else (the ``vit``'s attention, a
