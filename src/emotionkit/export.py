@@ -64,6 +64,42 @@ def _require(module: str, purpose: str) -> Any:
         ) from exc
 
 
+def cpu_session(
+    model: str | bytes, threads: int, *, allow_spinning: bool = False, purpose: str = 'runtime="onnx"'
+) -> Any:
+    """An onnxruntime CPU session as emotionkit runs its graphs: sequential, all optimisations, no spinning by default.
+
+    Parameters
+    ----------
+    model : str or bytes
+        An ``.onnx`` path or the serialised model.
+    threads : int
+        Intra-op threads.
+    allow_spinning : bool, default False
+        Let the threads busy-wait for the next call (they would take the cores the other runtime of
+        the photo pipeline needs, see :class:`OnnxBackbone`).
+    purpose : str
+        What needs onnxruntime, for the error when it is missing.
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+
+    Raises
+    ------
+    MissingDependencyError
+        onnxruntime is not installed.
+    """
+    ort = _require("onnxruntime", purpose)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def _metadata(core: InferenceModel) -> dict[str, str]:
     from ._version import __version__
 
@@ -364,17 +400,10 @@ class OnnxBackbone:
     def __init__(
         self, model: str | os.PathLike | bytes, *, threads: int | None = None, allow_spinning: bool = False
     ) -> None:
-        ort = _require("onnxruntime", 'runtime="onnx"')
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = model if isinstance(model, bytes) else os.fspath(model)
         #: Where the graph came from: a file path, or ``"<memory>"``.
         self.source = "<memory>" if isinstance(model, bytes) else os.fspath(model)
-        self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(source, int(threads or torch.get_num_threads()), allow_spinning=allow_spinning)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from . import _onnx_proto as proto
+from .exceptions import MissingDependencyError
 from .inference import InferenceModel, TorchRuntime
 
 __all__ = ["UnsupportedGraphError", "build_graph", "OnnxGraphRuntime", "use_onnx_graph"]
@@ -321,8 +322,6 @@ class OnnxGraphRuntime:
             return None
 
     def _build(self) -> Any:
-        from .export import _require
-
         folded = self.torch_runtime.inference_model()
         threads = int(self.threads or torch.get_num_threads())
         key = (self.torch_runtime.folds, threads)
@@ -331,16 +330,13 @@ class OnnxGraphRuntime:
                 raise UnsupportedGraphError("the model changed into one the graph cannot hold")
             return self._built[2]
         self._built = (*key, None)
-        ort = _require("onnxruntime", 'runtime="onnx"')
-        options = ort.SessionOptions()
-        # No spinning: the session shares the cores with the face detector (see emotionkit.export.OnnxBackbone).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        from .export import cpu_session
+
         graph = build_graph(folded, self.input_shape)  # type: ignore[arg-type]
         try:
-            session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+            session = cpu_session(graph, threads)  # no spinning: the detector shares the cores
+        except MissingDependencyError:
+            raise
         except Exception as error:  # an attribute combination onnxruntime has no kernel for
             raise UnsupportedGraphError(f"onnxruntime refused the graph ({error})") from error
         self._built = (*key, session)

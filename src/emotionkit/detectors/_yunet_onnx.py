@@ -131,16 +131,10 @@ class OnnxYuNet:
         self.session = self._session()
 
     def _session(self) -> Any:
-        from ..export import _require
+        from ..export import cpu_session
 
-        ort = _require("onnxruntime", 'YuNetDetector(runtime="onnx")')
-        options = ort.SessionOptions()
         # No spinning: the session shares the cores with the classifier (see emotionkit.export.OnnxBackbone).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.intra_op_num_threads = self._threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(self._graph, sess_options=options, providers=["CPUExecutionProvider"])
+        return cpu_session(self._graph, self._threads, purpose='YuNetDetector(runtime="onnx")')
 
     def __getstate__(self) -> dict[str, Any]:
         # An onnxruntime session cannot be pickled: keep the graph and threads, and rebuild it (copies, processes).
