@@ -106,21 +106,33 @@ def _previous_lines(name: str, previous: dict | None) -> list[str]:
 
 
 def _distill_line(training: dict, init: dict | None) -> list[str]:
-    """The card line naming the teacher(s) a run was distilled from, with their weights' sha256."""
+    """The card line naming the teacher(s) a run was distilled from, with their weights' sha256.
+
+    A teacher that is a training run rather than a bundled model (``--teacher-run DIR=COMMAND``) is named by its
+    folder, with its weights' sha256, its validation accuracy and the command that made it, so the card says how
+    to rebuild every teacher.
+    """
     cfg = training.get("config", {})
     teachers = teacher_names(cfg.get("distill_from") or "")
     if not teachers:
         return []
     sha = training.get("teacher_sha256")
     shas = sha if isinstance(sha, dict) else {teachers[0]: sha} if sha else {}
+    runs = training.get("teacher_runs", {})
 
     def named(t: str) -> str:
-        return f"`{t}`" + (f" (weights sha256 {shas[t][:12]}...)" if t in shas else "")
+        if t in runs:
+            r = runs[t]
+            return (
+                f"the run `{r['name']}` (not bundled; weights sha256 {r['sha256'][:12]}..., validation accuracy "
+                f"{r['validation_accuracy']:.4f}; made by `{r['command']}`)"
+            )
+        return f"the bundled `{t}`" + (f" (weights sha256 {shas[t][:12]}...)" if t in shas else "")
 
     what = (
-        f"the bundled {named(teachers[0])} model: its soft labels"
+        f"{named(teachers[0])} model: its soft labels"
         if len(teachers) == 1
-        else "an ensemble of the bundled " + ", ".join(named(t) for t in teachers) + " models, each fed the faces as "
+        else "an ensemble of " + ", ".join(named(t) for t in teachers) + ", each fed the faces as "
         "its own preprocessing makes them: the mean of their soft labels"
     )
     return [
@@ -128,6 +140,34 @@ def _distill_line(training: dict, init: dict | None) -> list[str]:
         f"{cfg['distill_alpha']}, temperature {cfg['distill_temperature']})."
         + ("" if init else " No ImageNet weights.")
     ]
+
+
+def _teacher_runs(teachers: list[str], pairs: list[str]) -> dict:
+    """Records of the teachers that are run folders: ``{teacher: {name, sha256, validation_accuracy, command}}``.
+
+    ``pairs`` are ``--teacher-run DIR=COMMAND`` values; every teacher that is not a bundled model needs one.
+    """
+    given = {}
+    for pair in pairs:
+        folder, sep, command = pair.partition("=")
+        if not sep or not command.strip():
+            raise SystemExit(f"--teacher-run takes DIR=COMMAND, got {pair!r}")
+        given[str(Path(folder).resolve())] = command.strip()
+    records = {}
+    for t in teachers:
+        if t in list_plugins("backbones"):
+            continue
+        folder = Path(t).resolve()
+        if str(folder) not in given:
+            raise SystemExit(f"teacher {t!r} is a run folder, not a bundled model: give --teacher-run {t}=COMMAND")
+        summary = json.loads((folder / "summary.json").read_text())
+        records[t] = {
+            "name": folder.name,
+            "sha256": sha256sum(folder / "model.safetensors"),
+            "validation_accuracy": float(summary["val"]["accuracy"]),
+            "command": given[str(folder)],
+        }
+    return records
 
 
 def _resize_line(training: dict) -> list[str]:
@@ -245,6 +285,14 @@ def main() -> int:
     )
     p.add_argument("--first-command", default=None, help="the exact command of --first-stage")
     p.add_argument(
+        "--teacher-run",
+        action="append",
+        default=[],
+        metavar="DIR=COMMAND",
+        help="a teacher of RUN_DIR that is a training run, not a bundled model, and the exact command that made it "
+        "(repeat for each)",
+    )
+    p.add_argument(
         "--teacher-sha256",
         default=None,
         help="sha256 of the weights that taught RUN_DIR (default: the bundled teacher's, right only if unchanged since)",
@@ -313,9 +361,13 @@ def main() -> int:
     teachers = teacher_names(card_training.get("config", {}).get("distill_from") or "")
     if args.teacher_sha256:
         card_training["teacher_sha256"] = args.teacher_sha256
-    elif teachers and all(t in list_plugins("backbones") for t in teachers):
-        # Which weights taught it: the bundled ones may be replaced later (bundle a student before its teachers).
-        shas = {t: load_plugin("backbones", t).weights[0].sha256 for t in teachers}
+    elif teachers:
+        # Which weights taught it: the bundled ones may be replaced later (bundle a student before its teachers);
+        # a run folder's are its own model.safetensors.
+        runs = _teacher_runs(teachers, args.teacher_run)
+        if runs:
+            card_training["teacher_runs"] = runs
+        shas = {t: runs[t]["sha256"] if t in runs else load_plugin("backbones", t).weights[0].sha256 for t in teachers}
         card_training["teacher_sha256"] = shas[teachers[0]] if len(teachers) == 1 else shas
     if args.first_stage:
         card_training["first_stage"] = _stage_record(args.first_stage, args.first_command, args.first_teacher_sha256)
