@@ -1,0 +1,67 @@
+"""``tools/bundle_weights.py``: how a card names the teachers of a distilled model.
+
+Real parts: the bundled ``resnet``'s files as a run folder's weights, and its real sha256.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emotionkit.recognizer import bundled_models
+from emotionkit.weights import sha256sum
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("bundle_weights", REPO / "tools" / "bundle_weights.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def run_folder(tmp_path: Path) -> Path:
+    """A finished training run's folder: the bundled resnet's weights and a validation accuracy."""
+    run = tmp_path / "mnv2_fp"
+    shutil.copytree(bundled_models()["resnet"].path, run)
+    (run / "summary.json").write_text(json.dumps({"val": {"accuracy": 0.6949}, "best_epoch": 15}))
+    return run
+
+
+def test_a_run_teacher_is_recorded_with_its_weights_accuracy_and_command(run_folder):
+    tool = _tool()
+    command = "emotionkit train --backbone mobilenetv2 --init-from mobilenetv2 --soft-targets ferplus"
+    runs = tool._teacher_runs(["cnn", str(run_folder)], [f"{run_folder}={command}"])
+    assert list(runs) == [str(run_folder)]  # the bundled cnn is not a run
+    assert runs[str(run_folder)] == {
+        "name": "mnv2_fp",
+        "sha256": sha256sum(run_folder / "model.safetensors"),
+        "validation_accuracy": 0.6949,
+        "command": command,
+    }
+
+    training = {
+        "config": {"distill_from": f"cnn,{run_folder}", "distill_alpha": 0.7, "distill_temperature": 3.0},
+        "teacher_sha256": {"cnn": "a" * 64, str(run_folder): runs[str(run_folder)]["sha256"]},
+        "teacher_runs": runs,
+    }
+    (line,) = tool._distill_line(training, init=None)
+    assert "the bundled `cnn` (weights sha256 aaaaaaaaaaaa...)" in line
+    assert f"the run `mnv2_fp` (not bundled; weights sha256 {runs[str(run_folder)]['sha256'][:12]}..." in line
+    assert "validation accuracy 0.6949" in line and f"made by `{command}`" in line
+    assert str(run_folder) not in line  # a machine's path is no use on the card
+
+
+def test_a_run_teacher_without_its_command_is_refused(run_folder):
+    tool = _tool()
+    with pytest.raises(SystemExit, match="--teacher-run"):
+        tool._teacher_runs(["cnn", str(run_folder)], [])
+    with pytest.raises(SystemExit, match="DIR=COMMAND"):
+        tool._teacher_runs([str(run_folder)], [str(run_folder)])
