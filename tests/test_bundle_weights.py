@@ -65,3 +65,20 @@ def test_a_run_teacher_without_its_command_is_refused(run_folder):
         tool._teacher_runs(["cnn", str(run_folder)], [])
     with pytest.raises(SystemExit, match="DIR=COMMAND"):
         tool._teacher_runs([str(run_folder)], [str(run_folder)])
+
+
+def test_a_warm_restart_lists_every_earlier_command_oldest_first():
+    tool = _tool()
+    first = {"training": {"command": "emotionkit train --init start.safetensors --out runs/a"}}
+    second = {
+        "sha256": "b" * 64,
+        "training": {"command": "emotionkit train --init-from m --out runs/b", "previous": first},
+        "batchnorm_command": "emotionkit train --init-from runs/b --epochs 0 --out runs/bbn",
+    }
+    assert tool._stage_commands(second) == [
+        "emotionkit train --init start.safetensors --out runs/a",
+        "emotionkit train --init-from m --out runs/b",
+        "emotionkit train --init-from runs/b --epochs 0 --out runs/bbn",
+    ]
+    (line,) = tool._previous_lines("m", {**second, "publictest_accuracy": 0.61})
+    assert line.index("runs/a`") < line.index("runs/b`") < line.index("runs/bbn`")

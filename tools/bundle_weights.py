@@ -88,15 +88,21 @@ def _init_line(init: dict | None) -> list[str]:
     ]
 
 
+def _stage_commands(previous: dict) -> list[str]:
+    """Every command that made a bundled model, oldest first: the models it warm-restarted from, then its own stages."""
+    training = previous["training"]
+    earlier = _stage_commands(training["previous"]) if training.get("previous") else []
+    stages = [training.get("first_stage"), *training.get("middle_stages", []), training]
+    own = [s["command"] for s in stages if s and s.get("command")]
+    return earlier + own + ([previous["batchnorm_command"]] if previous.get("batchnorm_command") else [])
+
+
 def _previous_lines(name: str, previous: dict | None) -> list[str]:
     """Card lines for the bundled model a run warm-restarted from: its sha256, accuracy and every stage's command."""
     if not previous:
         return []
     training = previous["training"]
-    stages = [training.get("first_stage"), *training.get("middle_stages", []), training]
-    commands = [s["command"] for s in stages if s and s.get("command")]
-    if previous.get("batchnorm_command"):
-        commands.append(previous["batchnorm_command"])
+    commands = _stage_commands(previous)
     minutes = training.get("total_seconds", training.get("seconds", 0.0)) / 60
     return [
         f"- Warm restart (`--init-from {name}`) of the bundled `{name}` of the time (weights sha256 "
