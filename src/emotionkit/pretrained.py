@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: The model ``from_pretrained()`` loads when no name is given.
-DEFAULT_MODEL = "cnn"
+DEFAULT_MODEL = "mobilenetv2"
 #: The ``format`` of a model directory's ``config.json``.
 
 
