@@ -5,7 +5,6 @@ Real parts: the bundled ``resnet``'s files as a run folder's weights, and its re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,16 +13,6 @@ import pytest
 
 from emotionkit.recognizer import bundled_models
 from emotionkit.weights import sha256sum
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("bundle_weights", REPO / "tools" / "bundle_weights.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -35,8 +24,8 @@ def run_folder(tmp_path: Path) -> Path:
     return run
 
 
-def test_a_run_teacher_is_recorded_with_its_weights_accuracy_and_command(run_folder):
-    tool = _tool()
+def test_a_run_teacher_is_recorded_with_its_weights_accuracy_and_command(run_folder, repo_script):
+    tool = repo_script("tools/bundle_weights.py")
     command = "emotionkit train --backbone mobilenetv2 --init-from mobilenetv2 --soft-targets ferplus"
     runs = tool._teacher_runs(["cnn", str(run_folder)], [f"{run_folder}={command}"])
     assert list(runs) == [str(run_folder)]  # the bundled cnn is not a run
@@ -59,16 +48,16 @@ def test_a_run_teacher_is_recorded_with_its_weights_accuracy_and_command(run_fol
     assert str(run_folder) not in line  # a machine's path is no use on the card
 
 
-def test_a_run_teacher_without_its_command_is_refused(run_folder):
-    tool = _tool()
+def test_a_run_teacher_without_its_command_is_refused(run_folder, repo_script):
+    tool = repo_script("tools/bundle_weights.py")
     with pytest.raises(SystemExit, match="--teacher-run"):
         tool._teacher_runs(["cnn", str(run_folder)], [])
     with pytest.raises(SystemExit, match="DIR=COMMAND"):
         tool._teacher_runs([str(run_folder)], [str(run_folder)])
 
 
-def test_a_warm_restart_lists_every_earlier_command_oldest_first():
-    tool = _tool()
+def test_a_warm_restart_lists_every_earlier_command_oldest_first(repo_script):
+    tool = repo_script("tools/bundle_weights.py")
     first = {"training": {"command": "emotionkit train --init start.safetensors --out runs/a"}}
     second = {
         "sha256": "b" * 64,

@@ -148,19 +148,12 @@ def test_every_snippet_page_is_found():
     assert len([p for p in _pages() if FENCE.search(p.read_text())]) >= 3
 
 
-def _load_ek_zoo():
-    spec = importlib.util.spec_from_file_location("ek_zoo", DOCS / "_ext" / "ek_zoo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch):
+def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch, repo_script):
     import emotionkit.recognizer
     from emotionkit import EmotionRecognizer, FacePreprocessor, build_backbone
     from emotionkit.weights import WeightsSpec, sha256sum
 
-    ek_zoo = _load_ek_zoo()
+    ek_zoo = repo_script("docs/_ext/ek_zoo.py")
     monkeypatch.setattr(emotionkit.recognizer, "bundled_models", lambda: {})
     assert "No bundled weights yet" in ek_zoo.render()
 

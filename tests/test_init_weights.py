@@ -6,7 +6,6 @@ torchvision's / timm's MobileNetV2 (randomly initialised: no download) for the c
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,6 @@ from emotionkit import EmotionRecognizer
 from emotionkit.exceptions import IncompatibleComponentsError, InvalidOptionError
 from emotionkit.training.init_weights import load_init_weights
 from emotionkit.training.trainer import TrainConfig, Trainer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _bundled_cnn() -> EmotionRecognizer:
@@ -137,24 +134,16 @@ def test_run_records_the_init_file_and_its_sha256(tmp_path, fer_train_small):
 # ---------------------------------------------------------------------------------------------- the converter
 
 
-def _converter():
-    spec = importlib.util.spec_from_file_location("convert_mnv2", REPO / "tools" / "convert_imagenet_mobilenetv2.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _faces3(fer_faces: np.ndarray, size: int = 64) -> torch.Tensor:
     x = torch.from_numpy(fer_faces[:8]).float()[:, None] / 255.0
     return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def test_converter_maps_torchvision_onto_timm_and_folds_the_stem(fer_faces):
+def test_converter_maps_torchvision_onto_timm_and_folds_the_stem(fer_faces, repo_script):
     tv_models = pytest.importorskip("torchvision.models")
     import timm
 
-    conv = _converter()
+    conv = repo_script("tools/convert_imagenet_mobilenetv2.py")
     torch.manual_seed(0)
     tv = tv_models.mobilenet_v2().eval()
     with torch.no_grad():  # batch-norm statistics off their defaults, so every tensor matters
@@ -177,28 +166,18 @@ def test_converter_maps_torchvision_onto_timm_and_folds_the_stem(fer_faces):
     np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-3)  # the fold is exact, padding included
 
 
-def test_converter_refuses_another_network():
-    conv = _converter()
+def test_converter_refuses_another_network(repo_script):
+    conv = repo_script("tools/convert_imagenet_mobilenetv2.py")
     with pytest.raises(SystemExit, match="not the same network"):
         conv.remap_to_timm({"a": torch.zeros(1)}, ["a", "b"])
 
 
-def _lite0_converter():
-    spec = importlib.util.spec_from_file_location(
-        "convert_lite0", REPO / "tools" / "convert_imagenet_efficientnet_lite0.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_lite0_converter_maps_the_checkpoint_naming_onto_timm_and_folds_the_stem(tmp_path, fer_faces):
+def test_lite0_converter_maps_the_checkpoint_naming_onto_timm_and_folds_the_stem(tmp_path, fer_faces, repo_script):
     """A Lite0 state dict under the checkpoint's own names lands on timm's keys; the folded stem is exact;
     the result trains as ``--backbone efficientnet --init PATH`` with every tensor but the head loaded."""
     import timm
 
-    conv = _lite0_converter()
+    conv = repo_script("tools/convert_imagenet_efficientnet_lite0.py")
     torch.manual_seed(0)
     source_net = timm.create_model("efficientnet_lite0").eval()
     with torch.no_grad():  # batch-norm statistics off their defaults, so every tensor matters
