@@ -210,3 +210,44 @@ def test_lite0_converter_maps_the_checkpoint_naming_onto_timm_and_folds_the_stem
     assert trainer.preprocessor.to_dict()["size"] == [96, 96] and trainer.preprocessor.mean == (0.5,)
     own = trainer.model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in start.items())
+
+
+# ------------------------------------------------------------------------------------- the hybrid-ViT start
+
+
+def test_hybrid_vit_start_joins_the_bundled_mobilenetv2_and_vit_and_loads_strictly(tmp_path, fer_faces, repo_script):
+    """tools/hybrid_vit_start.py: every tensor is the bundled mobilenetv2's (tokeniser) or vit's (transformer) but
+    the new projection; the file loads through --init's strict loader; the tokeniser computes the mobilenetv2's own
+    stride-16 features on real faces; the metadata name both sources by sha256."""
+    from emotionkit.pretrained import build_backbone, resolve_pretrained
+
+    tool = repo_script("tools/hybrid_vit_start.py")
+    state, meta = tool.compose("mobilenetv2", "vit", seed=0)
+    mnv2_source, vit_source = resolve_pretrained("mobilenetv2"), resolve_pretrained("vit")
+    mnv2_state, vit_state = mnv2_source.state_dict(), vit_source.state_dict()
+    for key, tensor in state.items():
+        if key.startswith("patch_embed.proj."):
+            continue
+        source = mnv2_state[key.removeprefix("patch_embed.")] if key.startswith("patch_embed.") else vit_state[key]
+        assert torch.equal(tensor, source.float()), key
+    assert meta["source_sha256"] == f"{mnv2_source.sha256} + {vit_source.sha256}"
+    path = tmp_path / "hybrid.safetensors"
+    save_file(state, str(path), metadata=meta)
+    hybrid = build_backbone("vit", tool.HYBRID_CONFIG).eval()
+    info = load_init_weights(hybrid, path, backbone="vit")
+    assert info["fresh"] == [] and info["metadata"]["converted_by"] == "tools/hybrid_vit_start.py"
+    mnv2 = build_backbone("mobilenetv2", mnv2_source.config["backbone_config"]).eval()
+    mnv2.load_state_dict({k: v.float() for k, v in mnv2_state.items()})
+    faces = (_faces3(fer_faces, 96) - 0.449) / 0.226
+    with torch.no_grad():
+        expected = mnv2.blocks[:5](mnv2.bn1(mnv2.conv_stem(faces)))
+        stem = hybrid.patch_embed
+        np.testing.assert_array_equal(stem.blocks(stem.bn1(stem.conv_stem(faces))).numpy(), expected.numpy())
+        assert hybrid(faces).shape == (8, 7)
+
+
+def test_hybrid_vit_start_refuses_a_vit_of_another_shape(repo_script, monkeypatch):
+    tool = repo_script("tools/hybrid_vit_start.py")
+    monkeypatch.setitem(tool.HYBRID_CONFIG, "depth", 7)  # one layer more than the bundled vit has
+    with pytest.raises(SystemExit, match="blocks.6.*'vit' has blocks.6.* absent"):
+        tool.compose("mobilenetv2", "vit", seed=0)

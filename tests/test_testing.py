@@ -21,8 +21,9 @@ from emotionkit.testing import CHECKS, BackboneCheckError, check_backbone, param
         ("efficientnet", None),
         ("vit", {"depth": 2}),
         ("vit", {"depth": 2, "stem": "conv"}),
+        ("vit", {"depth": 2, "stem": "mobilenetv2", "patch_size": 16}),  # 3x3 tokens at 48 px
     ],
-    ids=["cnn", "resnet", "mobilenetv2", "efficientnet", "vit", "vit-conv-stem"],
+    ids=["cnn", "resnet", "mobilenetv2", "efficientnet", "vit", "vit-conv-stem", "vit-mobilenetv2-stem"],
 )
 def test_builtin_backbones_conform(name, config):
     passed = check_backbone(name, config=config)
@@ -148,6 +149,9 @@ def test_bad_arguments():
         ({"stem": "conv", "patch_size": 6}, "power-of-two patch_size"),
         ({"stem": "hybrid"}, "Unknown stem 'hybrid'"),
         ({"stem": "conv", "pretrained": True}, "stem='patch' only"),
+        ({"stem": "mobilenetv2", "patch_size": 8}, "fixed stride of 16: give patch_size=16 \\(got 8\\)"),
+        ({"stem": "mobilenetv2", "patch_size": 16, "image_size": 40}, "image_size=40 must be divisible"),
+        ({"stem": "mobilenetv2", "patch_size": 16, "image_size": 96, "pretrained": True}, "not stem='mobilenetv2'"),
     ],
 )
 def test_vit_stem_options_are_checked(config, message):
@@ -167,6 +171,24 @@ def test_vit_conv_stem_tokens_follow_the_patch_grid():
     tokens = model.patch_embed(torch.rand(2, 1, 48, 48))
     assert tokens.shape == (2, 36, 192)
     assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_vit_mobilenetv2_stem_is_mobilenetv2s_stride_16_part_under_its_names():
+    """The hybrid's tokeniser holds timm MobileNetV2's stem and first five stages by their own names (so a trained
+    MobileNetV2 copies in), down to a 6x6 grid at 96 px, with one new 1x1 projection to the token width."""
+    import timm
+
+    from emotionkit.backbones.vit import MobileNetV2Stem, build_vit
+
+    model = build_vit(depth=1, stem="mobilenetv2", patch_size=16, image_size=96)
+    stem = model.patch_embed
+    assert isinstance(stem, MobileNetV2Stem) and stem.grid_size == (6, 6) and model.pos_embed.shape[1] == 36 + 1
+    mnv2 = timm.create_model("mobilenetv2_100", in_chans=1, num_classes=7)
+    mnv2_keys = {k for k in mnv2.state_dict() if k.startswith(("conv_stem.", "bn1.", "blocks."))}
+    stem_keys = {k for k in stem.state_dict() if not k.startswith("proj.")}
+    assert stem_keys == {k for k in mnv2_keys if not k.startswith(("blocks.5.", "blocks.6."))}
+    assert model.patch_embed(torch.rand(2, 1, 96, 96)).shape == (2, 36, 192)
+    assert model(torch.rand(2, 1, 96, 96)).shape == (2, 7)
 
 
 def test_each_check_is_a_function_of_its_own_that_runs_alone():

@@ -1,11 +1,14 @@
 """Vision Transformer: timm's ``vit_tiny_patch16_224`` family with a 7-class linear head.
 
-Two tokenisers: timm's linear patch embedding (``stem="patch"``, the original ViT) or a
+Three tokenisers: timm's linear patch embedding (``stem="patch"``, the original ViT); a
 small convolutional stem (``stem="conv"``: stride-2 3x3 convolutions with batch norm and
 ReLU down to the patch grid, then a 1x1 projection to the embedding width), after Xiao
-et al., *Early Convolutions Help Transformers See Better* (NeurIPS 2021). Without
-ImageNet weights the conv stem learns far faster on FER-2013's 28k faces: see the vit
-model card.
+et al., *Early Convolutions Help Transformers See Better* (NeurIPS 2021); or the first
+stages of a MobileNetV2 (``stem="mobilenetv2"``, stride 16, then a 1x1 projection): the
+hybrid ViT of Dosovitskiy et al. (ICLR 2021, section 3.1), whose convolutional part can
+start from pretrained MobileNetV2 weights (``tools/hybrid_vit_start.py``). Without
+ImageNet weights the conv stem learns far faster on FER-2013's 28k faces than the
+patch embedding: see the vit model card.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from torch import nn
 from ..interfaces import BackboneSpec
 from ..weights import WeightsSpec
 
-__all__ = ["build_vit", "ConvStem", "SPEC"]
+__all__ = ["build_vit", "ConvStem", "MobileNetV2Stem", "SPEC"]
+
+#: The stems ``build_vit`` knows.
+STEMS = ("patch", "conv", "mobilenetv2")
 
 
 def build_vit(
@@ -60,12 +66,14 @@ def build_vit(
         Transformer size (12, 192, 3 for ViT-Tiny).
     drop_rate, drop_path_rate : float
         Dropout and stochastic depth.
-    stem : {"patch", "conv"}, default "patch"
+    stem : {"patch", "conv", "mobilenetv2"}, default "patch"
         ``"patch"``: one ``patch_size`` x ``patch_size`` linear projection per patch (timm's
         ``PatchEmbed``). ``"conv"``: :class:`ConvStem`, ``log2(patch_size)`` stride-2
-        convolutions; ``patch_size`` must then be a power of two.
+        convolutions; ``patch_size`` must then be a power of two. ``"mobilenetv2"``:
+        :class:`MobileNetV2Stem`, MobileNetV2's stride-16 part; ``patch_size`` must be 16.
     stem_width : int, default 32
-        Channels of the conv stem's first convolution (doubling at each one after).
+        Channels of the conv stem's first convolution (doubling at each one after;
+        ``stem="conv"`` only).
     pretrained : bool, default False
         Ask timm for ImageNet weights (needs network access; ``stem="patch"`` only).
 
@@ -78,7 +86,8 @@ def build_vit(
     ------
     ValueError
         ``image_size`` is not divisible by ``patch_size``, an unknown ``stem``, a conv stem
-        with a ``patch_size`` that is not a power of two, or a conv stem with ImageNet weights.
+        with a ``patch_size`` that is not a power of two, a MobileNetV2 stem with a ``patch_size``
+        other than 16, or a conv or MobileNetV2 stem with ImageNet weights.
     MissingDependencyError
         ``pretrained=True`` and the ImageNet weights cannot be downloaded.
     """
@@ -86,19 +95,38 @@ def build_vit(
 
     if image_size % patch_size:
         raise ValueError(f"image_size={image_size} must be divisible by patch_size={patch_size}.")
+    if stem not in STEMS:
+        raise ValueError(
+            f"Unknown stem {stem!r}. Allowed: 'patch' (linear patch embedding), 'conv' (ConvStem), "
+            "'mobilenetv2' (MobileNetV2Stem)."
+        )
+    if stem != "patch" and pretrained:
+        raise ValueError(
+            f"ImageNet weights exist for stem='patch' only, not stem={stem!r}; use stem='patch' with "
+            "pretrained=True, or start a MobileNetV2 stem from a file (tools/hybrid_vit_start.py, --init PATH)."
+        )
     extra: dict[str, Any] = {}
     if stem == "conv":
         if patch_size < 2 or patch_size & (patch_size - 1):
             raise ValueError(f"stem='conv' needs a power-of-two patch_size (2, 4, 8, 16); got {patch_size}.")
-        if pretrained:
-            raise ValueError("ImageNet weights exist for stem='patch' only; use stem='patch' with pretrained=True.")
 
         def conv_stem(*, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, **_: Any) -> ConvStem:
             return ConvStem(img_size, patch_size, in_chans, embed_dim, width=stem_width)
 
         extra["embed_layer"] = conv_stem
-    elif stem != "patch":
-        raise ValueError(f"Unknown stem {stem!r}. Allowed: 'patch' (linear patch embedding), 'conv' (ConvStem).")
+    elif stem == "mobilenetv2":
+        if patch_size != MobileNetV2Stem.STRIDE:
+            raise ValueError(
+                f"stem='mobilenetv2' has a fixed stride of {MobileNetV2Stem.STRIDE}: give patch_size="
+                f"{MobileNetV2Stem.STRIDE} (got {patch_size}), and an image_size that is a multiple of it (e.g. 96)."
+            )
+
+        def mobilenet_stem(
+            *, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, **_: Any
+        ) -> MobileNetV2Stem:
+            return MobileNetV2Stem(img_size, in_chans, embed_dim)
+
+        extra["embed_layer"] = mobilenet_stem
     return create_timm_model(
         variant,
         pretrained=pretrained,
@@ -184,6 +212,80 @@ class ConvStem(nn.Module):
         return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
 
 
+class MobileNetV2Stem(nn.Module):
+    """Hybrid-ViT tokeniser: MobileNetV2's layers down to stride 16, then a 1x1 projection to tokens.
+
+    timm's ``mobilenetv2_100`` stem convolution (stride 2), its batch norm, and its first five
+    stages of inverted residuals (``blocks[0:5]``: 16, 24, 32, 64 and 96 channels, total stride
+    16), under the same names as in that model (``conv_stem``, ``bn1``, ``blocks``), so that a
+    trained MobileNetV2's tensors copy in by name. A drop-in ``embed_layer`` for timm's
+    ``VisionTransformer`` with the interface of :class:`ConvStem`. At 96 px it gives the 6x6
+    grid of the 48 px conv stem, from MobileNetV2's 96 px features.
+
+    Parameters
+    ----------
+    img_size : int or tuple of int
+        Input side (or ``(height, width)``), a multiple of 16.
+    in_chans : int
+        Input channels.
+    embed_dim : int
+        Token width.
+    """
+
+    #: Input pixels per token along each axis.
+    STRIDE = 16
+    #: MobileNetV2 stages kept (``blocks[:STAGES]``) and their output channels.
+    STAGES = 5
+    CHANNELS = 96
+
+    def __init__(self, img_size: Any, in_chans: int, embed_dim: int) -> None:
+        super().__init__()
+        from ._timm import create_timm_model
+
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.img_size = (int(size[0]), int(size[1]))
+        if self.img_size[0] % self.STRIDE or self.img_size[1] % self.STRIDE:
+            raise ValueError(f"stem='mobilenetv2' needs an image size that is a multiple of 16; got {self.img_size}.")
+        self.patch_size = (self.STRIDE, self.STRIDE)
+        self.grid_size = (self.img_size[0] // self.STRIDE, self.img_size[1] // self.STRIDE)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        net: Any = create_timm_model("mobilenetv2_100", pretrained=False, num_classes=0, in_chans=in_chans)
+        self.conv_stem = net.conv_stem
+        self.bn1 = net.bn1
+        self.blocks = nn.Sequential(*list(net.blocks)[: self.STAGES])
+        self.proj = nn.Conv2d(self.CHANNELS, embed_dim, 1)
+
+    def feat_ratio(self, as_scalar: bool = True) -> int:
+        """Return the stem's total stride, 16 (timm asks its embed layers for it).
+
+        Parameters
+        ----------
+        as_scalar : bool, default True
+            Accepted for timm's interface; the stride is the same along both axes.
+
+        Returns
+        -------
+        int
+            Input pixels per token along each axis.
+        """
+        return self.STRIDE
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images to tokens.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_chans, H, W)`` images of ``img_size``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, grid_rows * grid_cols, embed_dim)`` tokens, row-major over the grid.
+        """
+        return self.proj(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)
+
+
 def _token_grid(model: Any) -> tuple[int, int, int]:
     rows, cols = model.patch_embed.grid_size
     return int(rows), int(cols), int(getattr(model, "num_prefix_tokens", 1))
@@ -211,5 +313,5 @@ SPEC = BackboneSpec(
         ),
     ),
     description="ViT (timm; ViT-Tiny by default: 12 layers, 192 dims, 3 heads), patch 8 at 48x48 grayscale; "
-    "stem='conv' for a convolutional tokeniser (the bundled weights: conv stem, 6 layers).",
+    "stem='conv' for a convolutional tokeniser, stem='mobilenetv2' for a hybrid ViT on MobileNetV2 features.",
 )
