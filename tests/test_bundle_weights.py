@@ -71,3 +71,22 @@ def test_a_warm_restart_lists_every_earlier_command_oldest_first(repo_script):
     ]
     (line,) = tool._previous_lines("m", {**second, "publictest_accuracy": 0.61})
     assert line.index("runs/a`") < line.index("runs/b`") < line.index("runs/bbn`")
+
+
+def test_card_says_whether_the_fitted_temperature_was_kept(repo_script):
+    bundle = repo_script("tools/bundle_weights.py")
+    kept = {"temperature": 0.8, "fitted_temperature": 0.8, "kept": True, "ece_before": 0.09, "ece_after": 0.03}
+    assert bundle._calibration_line(kept) == (
+        "- Calibration: temperature 0.800 fitted on the validation split; validation ECE 0.0900 before, 0.0300 after."
+    )
+    older = {k: v for k, v in kept.items() if k not in ("fitted_temperature", "kept")}  # cards before the rule
+    assert bundle._calibration_line(older) == bundle._calibration_line(kept)
+    dropped = {
+        "temperature": 1.0,
+        "fitted_temperature": 0.871,
+        "kept": False,
+        "ece_before": 0.0382,
+        "ece_after": 0.0441,
+    }
+    line = bundle._calibration_line(dropped)
+    assert "(0.871, least NLL) raised its ECE from 0.0382 to 0.0441, so it was not kept: temperature 1." in line

@@ -111,6 +111,23 @@ def test_run_directory_loads_with_from_pretrained(full_run, fer_faces):
     assert rec.backbone_config["widths"] == [8, 16, 32]
 
 
+def test_temperature_is_kept_only_when_it_lowers_the_validation_ece(full_run, parts):
+    """The saved temperature is the NLL-fitted one when it did not raise validation ECE, else 1; the recorded ECEs
+    are those of the saved model's validation logits at T = 1 and at the fitted temperature."""
+    from emotionkit.training.metrics import expected_calibration_error, softmax
+
+    out, _, _ = full_run
+    _, val = parts
+    rec = EmotionRecognizer.from_pretrained(out, detector=None)
+    cal = rec.meta["calibration"]
+    logits = rec.logits(rec.preprocessor.faces(val.images)).numpy()
+    assert expected_calibration_error(softmax(logits), val.labels) == pytest.approx(cal["ece_before"])
+    fitted = expected_calibration_error(softmax(logits, cal["fitted_temperature"]), val.labels)
+    assert fitted == pytest.approx(cal["ece_after"])
+    assert cal["kept"] == (cal["ece_after"] <= cal["ece_before"])
+    assert rec.temperature == pytest.approx(cal["fitted_temperature"] if cal["kept"] else 1.0)
+
+
 def test_batch_norm_re_estimated_on_the_plain_training_faces(full_run, parts):
     out, summary, _ = full_run
     train, val = parts

@@ -188,6 +188,20 @@ def _resize_line(training: dict) -> list[str]:
     ]
 
 
+def _calibration_line(calibration: dict) -> str:
+    """The card line of the temperature: fitted on validation, and kept only when it lowered validation ECE."""
+    before, after = calibration["ece_before"], calibration["ece_after"]
+    if calibration.get("kept", True):
+        return (
+            f"- Calibration: temperature {calibration['temperature']:.3f} fitted on the validation split; "
+            f"validation ECE {before:.4f} before, {after:.4f} after."
+        )
+    return (
+        f"- Calibration: the temperature fitted on the validation split ({calibration['fitted_temperature']:.3f}, "
+        f"least NLL) raised its ECE from {before:.4f} to {after:.4f}, so it was not kept: temperature 1."
+    )
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
@@ -247,8 +261,7 @@ def card_markdown(name: str, card: dict) -> str:
             if (bn := card.get("batchnorm")) and bn.get("kept")
             else []
         ),
-        f"- Calibration: temperature {card['calibration']['temperature']:.3f} fitted on the validation split; "
-        f"validation ECE {card['calibration']['ece_before']:.4f} before, {card['calibration']['ece_after']:.4f} after.",
+        _calibration_line(card["calibration"]),
         "",
         "## FER-2013 PublicTest (never used for training, selection or tuning)",
         "",

@@ -568,9 +568,14 @@ class Trainer:
         best = EmotionRecognizer.from_pretrained(self.out, detector=None)
         batchnorm = self._recalibrate(best, x_train, x_val, y_val, classes) if self.config.recalibrate_bn else None
         logits = predict_logits(best, x_val, tta_flip=False)
-        temperature = fit_temperature(logits, y_val)
+        fitted = fit_temperature(logits, y_val)
         before = classification_metrics(y_val, softmax(logits), classes)
-        after = classification_metrics(y_val, softmax(logits, temperature), classes)
+        after = classification_metrics(y_val, softmax(logits, fitted), classes)
+        # The NLL-optimal temperature can raise the ECE it is there to lower (a distilled model's logits, say):
+        # keep it only when the validation ECE does not rise, as batch-norm re-estimation is kept only when the
+        # validation score does not drop.
+        kept = after["ece"] <= before["ece"]
+        temperature = fitted if kept else 1.0
         meta = {
             "training": {
                 "config": self.config.to_dict(),
@@ -583,6 +588,8 @@ class Trainer:
             "calibration": {
                 "split": "validation",
                 "temperature": temperature,
+                "fitted_temperature": fitted,
+                "kept": kept,
                 "ece_before": before["ece"],
                 "ece_after": after["ece"],
             },
