@@ -95,6 +95,31 @@ def build_vit(
 
     if image_size % patch_size:
         raise ValueError(f"image_size={image_size} must be divisible by patch_size={patch_size}.")
+    extra = _embed_layer(stem, patch_size, stem_width, pretrained)
+    return create_timm_model(
+        variant,
+        pretrained=pretrained,
+        num_classes=num_classes,
+        in_chans=in_channels,
+        img_size=image_size,
+        patch_size=patch_size,
+        depth=depth,
+        embed_dim=embed_dim,
+        num_heads=num_heads,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        **extra,
+    )
+
+
+def _embed_layer(stem: str, patch_size: int, stem_width: int, pretrained: bool) -> dict[str, Any]:
+    """The ``embed_layer`` keyword for timm's ``VisionTransformer`` that ``stem`` asks for (none for "patch").
+
+    Raises
+    ------
+    ValueError
+        See :func:`build_vit`.
+    """
     if stem not in STEMS:
         raise ValueError(
             f"Unknown stem {stem!r}. Allowed: 'patch' (linear patch embedding), 'conv' (ConvStem), "
@@ -127,20 +152,7 @@ def build_vit(
             return MobileNetV2Stem(img_size, in_chans, embed_dim)
 
         extra["embed_layer"] = mobilenet_stem
-    return create_timm_model(
-        variant,
-        pretrained=pretrained,
-        num_classes=num_classes,
-        in_chans=in_channels,
-        img_size=image_size,
-        patch_size=patch_size,
-        depth=depth,
-        embed_dim=embed_dim,
-        num_heads=num_heads,
-        drop_rate=drop_rate,
-        drop_path_rate=drop_path_rate,
-        **extra,
-    )
+    return extra
 
 
 class ConvStem(nn.Module):
@@ -230,6 +242,11 @@ class MobileNetV2Stem(nn.Module):
         Input channels.
     embed_dim : int
         Token width.
+
+    Raises
+    ------
+    ValueError
+        ``img_size`` is not a multiple of 16.
     """
 
     #: Input pixels per token along each axis.
