@@ -155,46 +155,29 @@ def _embed_layer(stem: str, patch_size: int, stem_width: int, pretrained: bool) 
     return extra
 
 
-class ConvStem(nn.Module):
-    """Convolutional tokeniser: stride-2 conv-BN-ReLU blocks down to the patch grid, then a 1x1 projection.
+class _GridTokeniser(nn.Module):
+    """What the two convolutional tokenisers share: timm's ``PatchEmbed`` interface over a feature map.
 
-    A drop-in ``embed_layer`` for timm's ``VisionTransformer``: it exposes the same
-    ``img_size``, ``patch_size``, ``grid_size`` and ``num_patches`` as timm's ``PatchEmbed``
-    and returns ``(N, tokens, embed_dim)``.
-
-    Parameters
-    ----------
-    img_size : int or tuple of int
-        Input side (or ``(height, width)``).
-    patch_size : int or tuple of int
-        Total stride, a power of two: ``log2(patch_size)`` convolutions.
-    in_chans : int
-        Input channels.
-    embed_dim : int
-        Token width.
-    width : int, default 32
-        Channels of the first convolution, doubled at each later one.
+    Sets ``img_size``, ``patch_size``, ``grid_size`` and ``num_patches`` as timm's ``PatchEmbed``
+    does; a subclass defines ``_features`` (images to a ``(N, C, rows, cols)`` map at the total
+    stride) and ``proj`` (C to the token width) under its own tensor names.
     """
 
-    def __init__(self, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, *, width: int = 32) -> None:
-        super().__init__()
+    proj: nn.Module
+
+    def _set_grid(self, img_size: Any, stride: int) -> None:
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        patch = patch_size if isinstance(patch_size, int) else int(patch_size[0])
         self.img_size = (int(size[0]), int(size[1]))
-        self.patch_size = (patch, patch)
-        self.grid_size = (self.img_size[0] // patch, self.img_size[1] // patch)
+        self.patch_size = (stride, stride)
+        self.grid_size = (self.img_size[0] // stride, self.img_size[1] // stride)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        layers: list[nn.Module] = []
-        channels = in_chans
-        for i in range(int(math.log2(patch))):
-            out = width * 2**i
-            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
-            channels = out
-        self.convs = nn.Sequential(*layers)
-        self.proj = nn.Conv2d(channels, embed_dim, 1)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - every subclass defines it
+        """Map ``(N, in_chans, H, W)`` images to the ``(N, C, rows, cols)`` map the tokens come from."""
+        raise NotImplementedError
 
     def feat_ratio(self, as_scalar: bool = True) -> int:
-        """Return the stem's total stride (timm asks its embed layers for it).
+        """Return the tokeniser's total stride (timm asks its embed layers for it).
 
         Parameters
         ----------
@@ -221,10 +204,49 @@ class ConvStem(nn.Module):
         torch.Tensor
             ``(N, grid_rows * grid_cols, embed_dim)`` tokens, row-major over the grid.
         """
-        return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
+        return self.proj(self._features(x)).flatten(2).transpose(1, 2)
 
 
-class MobileNetV2Stem(nn.Module):
+class ConvStem(_GridTokeniser):
+    """Convolutional tokeniser: stride-2 conv-BN-ReLU blocks down to the patch grid, then a 1x1 projection.
+
+    A drop-in ``embed_layer`` for timm's ``VisionTransformer``: it exposes the same
+    ``img_size``, ``patch_size``, ``grid_size`` and ``num_patches`` as timm's ``PatchEmbed``
+    and returns ``(N, tokens, embed_dim)``.
+
+    Parameters
+    ----------
+    img_size : int or tuple of int
+        Input side (or ``(height, width)``).
+    patch_size : int or tuple of int
+        Total stride, a power of two: ``log2(patch_size)`` convolutions.
+    in_chans : int
+        Input channels.
+    embed_dim : int
+        Token width.
+    width : int, default 32
+        Channels of the first convolution, doubled at each later one.
+    """
+
+    def __init__(self, img_size: Any, patch_size: Any, in_chans: int, embed_dim: int, *, width: int = 32) -> None:
+        super().__init__()
+        patch = patch_size if isinstance(patch_size, int) else int(patch_size[0])
+        self._set_grid(img_size, patch)
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for i in range(int(math.log2(patch))):
+            out = width * 2**i
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(channels, embed_dim, 1)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The stride-2 convolutions' map, ``(N, C, rows, cols)``."""
+        return self.convs(x)
+
+
+class MobileNetV2Stem(_GridTokeniser):
     """Hybrid-ViT tokeniser: MobileNetV2's layers down to stride 16, then a 1x1 projection to tokens.
 
     timm's ``mobilenetv2_100`` stem convolution (stride 2), its batch norm, and its first five
@@ -259,48 +281,18 @@ class MobileNetV2Stem(nn.Module):
         super().__init__()
         from ._timm import create_timm_model
 
-        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.img_size = (int(size[0]), int(size[1]))
+        self._set_grid(img_size, self.STRIDE)
         if self.img_size[0] % self.STRIDE or self.img_size[1] % self.STRIDE:
             raise ValueError(f"stem='mobilenetv2' needs an image size that is a multiple of 16; got {self.img_size}.")
-        self.patch_size = (self.STRIDE, self.STRIDE)
-        self.grid_size = (self.img_size[0] // self.STRIDE, self.img_size[1] // self.STRIDE)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
         net: Any = create_timm_model("mobilenetv2_100", pretrained=False, num_classes=0, in_chans=in_chans)
         self.conv_stem = net.conv_stem
         self.bn1 = net.bn1
         self.blocks = nn.Sequential(*list(net.blocks)[: self.STAGES])
         self.proj = nn.Conv2d(self.CHANNELS, embed_dim, 1)
 
-    def feat_ratio(self, as_scalar: bool = True) -> int:
-        """Return the stem's total stride, 16 (timm asks its embed layers for it).
-
-        Parameters
-        ----------
-        as_scalar : bool, default True
-            Accepted for timm's interface; the stride is the same along both axes.
-
-        Returns
-        -------
-        int
-            Input pixels per token along each axis.
-        """
-        return self.STRIDE
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map images to tokens.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            ``(N, in_chans, H, W)`` images of ``img_size``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, grid_rows * grid_cols, embed_dim)`` tokens, row-major over the grid.
-        """
-        return self.proj(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """MobileNetV2's stride-16 map, ``(N, 96, rows, cols)``."""
+        return self.blocks(self.bn1(self.conv_stem(x)))
 
 
 def _token_grid(model: Any) -> tuple[int, int, int]:
