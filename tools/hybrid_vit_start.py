@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from emotionkit.pretrained import PretrainedModel, build_backbone, resolve_pretrained
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _imagenet_starts as starts  # noqa: E402
 
@@ -41,12 +43,10 @@ HYBRID_CONFIG = {
     "depth": 6,
     "drop_path_rate": 0.1,
 }
-STEM_PARTS = ("conv_stem.", "bn1.", "blocks.")
 
 
-def _load(name_or_dir: str) -> tuple[object, dict[str, torch.Tensor]]:
+def _load(name_or_dir: str) -> tuple[PretrainedModel, dict[str, torch.Tensor]]:
     """A trained model's resolved record and float32 state dict (sha256 verified)."""
-    from emotionkit.pretrained import resolve_pretrained
 
     model = resolve_pretrained(name_or_dir)
     return model, {k: v.float() for k, v in model.state_dict().items()}
@@ -60,8 +60,6 @@ def compose(mobilenetv2: str, vit: str, seed: int) -> tuple[dict[str, torch.Tens
     SystemExit
         A source of another architecture (a tensor the hybrid needs is absent or of another shape).
     """
-    from emotionkit.pretrained import build_backbone
-
     torch.manual_seed(seed)
     net = build_backbone("vit", HYBRID_CONFIG)
     own = net.state_dict()
@@ -83,10 +81,10 @@ def compose(mobilenetv2: str, vit: str, seed: int) -> tuple[dict[str, torch.Tens
     meta = {
         "backbone": "vit",
         "backbone_config": json.dumps(HYBRID_CONFIG),
-        "preprocessing": json.dumps(mnv2_model.preprocessor_config()),  # type: ignore[attr-defined]
+        "preprocessing": json.dumps(mnv2_model.preprocessor_config()),
         "converted_by": "tools/hybrid_vit_start.py",
         "source": f"emotionkit models {mobilenetv2!r} (tokeniser: conv_stem, bn1, blocks 0-4) + {vit!r} (transformer)",
-        "source_sha256": f"{mnv2_model.sha256} + {vit_model.sha256}",  # type: ignore[attr-defined]
+        "source_sha256": f"{mnv2_model.sha256} + {vit_model.sha256}",
         "note": f"patch_embed.proj (96 -> 192, 1x1) is new: timm's initialisation, seed {seed}",
         "licence": "emotionkit's own weights (MIT); the MobileNetV2 part descends from torchvision's ImageNet "
         "MobileNetV2 checkpoint (BSD-3-Clause), see that model's card",
@@ -96,8 +94,6 @@ def compose(mobilenetv2: str, vit: str, seed: int) -> tuple[dict[str, torch.Tens
 
 def check_stem(state: dict[str, torch.Tensor], mobilenetv2: str) -> float:
     """Largest difference between the hybrid's copied layers and the source MobileNetV2 on a real photo."""
-    from emotionkit.pretrained import build_backbone, resolve_pretrained
-
     source = resolve_pretrained(mobilenetv2)
     mnv2 = build_backbone("mobilenetv2", source.config["backbone_config"]).eval()
     mnv2.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
@@ -105,7 +101,8 @@ def check_stem(state: dict[str, torch.Tensor], mobilenetv2: str) -> float:
     hybrid.load_state_dict(state)
     size = HYBRID_CONFIG["image_size"]
     face = torch.from_numpy(starts.grey(starts.cat_photo(size))).view(1, 1, size, size)
-    face = (face - 0.449) / 0.226
+    pre = source.preprocessor_config()  # the MobileNetV2's own normalisation
+    face = (face - pre["mean"][0]) / pre["std"][0]
     with torch.no_grad():
         expected = mnv2.blocks[:5](mnv2.bn1(mnv2.conv_stem(face)))
         stem = hybrid.patch_embed
