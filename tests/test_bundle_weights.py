@@ -90,3 +90,34 @@ def test_card_says_whether_the_fitted_temperature_was_kept(repo_script):
     }
     line = bundle._calibration_line(dropped)
     assert "(0.871, least NLL) raised its ECE from 0.0382 to 0.0441, so it was not kept: temperature 1." in line
+
+
+def test_card_says_whether_the_model_predicts_with_its_mirror_image_and_why(repo_script):
+    bundle = repo_script("tools/bundle_weights.py")
+    card = json.loads((bundle.ASSETS / "cnn" / "card.json").read_text())
+    assert bundle._flip_lines({**card, "flip_tta": False}) == []  # chosen by nobody: nothing to say
+    choice = {
+        "val_macro_f1_one_crop": 0.6365,
+        "val_accuracy_one_crop": 0.6764,
+        "val_macro_f1_flip": 0.6391,
+        "val_accuracy_flip": 0.6792,
+        "kept": True,
+    }
+    training = {**card["training"], "finish_command": "emotionkit train --init-from cnn --epochs 0 --predict-flip auto"}
+    flipped = {**card, "training": training, "flip_tta": True, "flip_tta_choice": choice}
+    (line,) = bundle._flip_lines(flipped)
+    assert line.startswith("- Predicts with horizontal-flip test-time augmentation")
+    assert "macro F1 0.6365 -> 0.6391, accuracy 0.6764 -> 0.6792" in line and "--predict-flip auto`." in line
+    (line,) = bundle._flip_lines({**flipped, "flip_tta": False, "flip_tta_choice": {**choice, "kept": False}})
+    assert line.startswith("- Predicts on one crop per face: flip test-time augmentation did not raise")
+    # The per-class F1 and the confusion matrix are those of the protocol the model predicts with.
+    tta = card["publictest_flip_tta"]
+    text = bundle.card_markdown("cnn", flipped)
+    assert "| horizontal-flip TTA (as it predicts) |" in text and "| one crop |" in text
+    assert (
+        "Per-class F1 (horizontal-flip TTA): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in tta["per_class"].items())
+        in text
+    )
+    assert " ".join(f"{v:4d}" for v in tta["confusion"][0]) in text
+    plain = bundle.card_markdown("cnn", card)
+    assert "| one crop (as it predicts) |" in plain and "Per-class F1 (one crop): " in plain

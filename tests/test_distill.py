@@ -65,6 +65,16 @@ def test_ensemble_targets_are_the_mean_of_each_teachers_softened_probabilities(f
     assert float((single - targets).abs().max()) > 1e-3
 
 
+def test_a_flip_tta_teacher_gives_one_crop_targets(fer_faces, bundled):
+    """The batch is already flipped at random: a teacher that predicts with flip TTA is asked for one crop."""
+    x = GREY48.faces(fer_faces[:16])
+    teacher = EmotionRecognizer.from_pretrained("cnn", detector=None, flip_tta=True).inference
+    got = TeacherEnsemble([teacher], GREY48, ["cnn"]).soft_targets(x, temperature=2.0)
+    one = F.softmax(bundled["cnn"].logits(x, flip_tta=False) / 2.0, dim=1)
+    torch.testing.assert_close(got, one, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, F.softmax(teacher.logits(x) / 2.0, dim=1), atol=1e-4)
+
+
 def test_distillation_loss_is_zero_only_at_the_teachers_distribution():
     logits = torch.randn(16, 7, generator=torch.Generator().manual_seed(1))
     target = F.softmax(logits / 3.0, dim=1)

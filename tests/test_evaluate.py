@@ -104,6 +104,22 @@ def test_flip_tta_is_mirror_symmetric(untrained, faces):
     assert report["tta_flip"] is True and report["accuracy"] == pytest.approx((a.argmax(1) == faces.labels).mean())
 
 
+def test_a_flip_model_is_scored_as_it_predicts_unless_told(untrained, faces):
+    """``tta_flip=None`` scores a model as it predicts (``flip_tta``); ``True``/``False`` force either, and the
+    report says which was scored."""
+    untrained.flip_tta = True
+    try:
+        own = evaluate(untrained, faces)
+        one = evaluate(untrained, faces, tta_flip=False)
+        np.testing.assert_allclose(predict_dataset(untrained, faces), predict_dataset(untrained, faces, tta_flip=True))
+    finally:
+        untrained.flip_tta = False
+    assert own["tta_flip"] is True and one["tta_flip"] is False
+    assert own["confusion"] == evaluate(untrained, faces, tta_flip=True)["confusion"]
+    assert one["confusion"] == evaluate(untrained, faces)["confusion"]
+    assert own["ece_uncalibrated"] != pytest.approx(one["ece_uncalibrated"])
+
+
 def test_labels_are_matched_by_name(untrained, faces):
     order = list(reversed(EMOTIONS))
     relabelled = FaceDataset(faces.images, np.asarray([order.index(EMOTIONS[y]) for y in faces.labels]), tuple(order))

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -18,6 +19,7 @@ from emotionkit.exceptions import (
     EmotionKitError,
     IncompatibleComponentsError,
     InvalidImageError,
+    InvalidWeightsError,
     NoBundledWeightsError,
     UnknownModelError,
 )
@@ -78,6 +80,36 @@ def test_save_pretrained_round_trip_gives_identical_outputs(recognizer, tmp_path
     assert again.labels == recognizer.labels and again.preprocessor == recognizer.preprocessor
     config = json.loads((saved / "config.json").read_text())
     assert config["backbone"] == "cnn" and config["weights_sha256"] == sha256sum(saved / WEIGHTS_NAME)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "auto"])
+def test_flip_tta_is_saved_loaded_and_overridable(runtime, tmp_path, fer_faces):
+    """A model saved with flip_tta predicts the mean of each face's and its mirror image's logits, on torch and
+    on the onnxruntime graph alike; ``from_pretrained(flip_tta=False)`` or ``rec.flip_tta = False`` gives one crop."""
+    cnn = EmotionRecognizer.from_pretrained("cnn", detector="none", runtime="torch")
+    assert cnn.flip_tta is False  # bundled models say which they were scored with; the cnn: one crop
+    x = cnn.preprocessor.faces(fer_faces)
+    one, mirrored = cnn.logits(x), cnn.logits(torch.flip(x, dims=[3]))
+    expected = torch.softmax((one + mirrored) / 2 / cnn.temperature, dim=1).numpy()
+    cnn.flip_tta = True
+    saved = cnn.save_pretrained(tmp_path / "flip")
+    assert json.loads((saved / "config.json").read_text())["flip_tta"] is True
+    rec = EmotionRecognizer.from_pretrained(saved, detector="none", runtime=runtime)
+    assert rec.flip_tta is True
+    np.testing.assert_allclose(rec.predict_proba(fer_faces), expected, atol=1e-5)
+    assert not np.allclose(expected, torch.softmax(one / cnn.temperature, dim=1).numpy(), atol=1e-3)
+    plain = EmotionRecognizer.from_pretrained(saved, detector="none", runtime=runtime, flip_tta=False)
+    np.testing.assert_allclose(plain.predict_proba(fer_faces), torch.softmax(one / cnn.temperature, 1), atol=1e-5)
+    rec.flip_tta = False
+    np.testing.assert_allclose(rec.predict_proba(fer_faces), plain.predict_proba(fer_faces), atol=1e-6)
+
+
+def test_a_config_whose_flip_tta_is_not_a_bool_is_refused(model_dir, tmp_path):
+    broken = shutil.copytree(model_dir, tmp_path / "odd")
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "flip_tta": "yes"}))
+    with pytest.raises(InvalidWeightsError, match="'flip_tta' must be true or false, got 'yes'"):
+        EmotionRecognizer.from_pretrained(broken, detector="none")
 
 
 def test_half_precision_save_is_close(recognizer, tmp_path, fer_faces):

@@ -155,6 +155,70 @@ def test_zero_epochs_with_init_from_only_finishes_the_weights(full_run, parts, t
             assert torch.equal(state[name], tensor), name  # only batch-norm statistics may change
 
 
+def test_predict_flip_saves_a_mirror_averaging_model_calibrated_on_those_logits(full_run, parts, tmp_path):
+    """``predict_flip``: the saved model predicts on each face and its mirror image, and its temperature and recorded
+    validation ECEs are those of the averaged logits, not of one crop."""
+    from emotionkit.training.metrics import expected_calibration_error, softmax
+
+    _, val = parts
+    config = TrainConfig(
+        backbone="cnn", init_from=str(full_run[0]), epochs=0, progress=False, tta_flip=False, predict_flip="yes"
+    )
+    Trainer(config, tmp_path, log=quiet).fit(*parts)
+    assert json.loads((tmp_path / "config.json").read_text())["flip_tta"] is True
+    rec = EmotionRecognizer.from_pretrained(tmp_path, detector=None)
+    assert rec.flip_tta
+    x = rec.preprocessor.faces(val.images)
+    one, mirrored = rec.logits(x, flip_tta=False), rec.logits(torch.flip(x, dims=[3]), flip_tta=False)
+    both = rec.logits(x)
+    torch.testing.assert_close(both, (one + mirrored) / 2, atol=1e-5, rtol=1e-5)
+    cal = rec.meta["calibration"]
+    assert expected_calibration_error(softmax(both.numpy()), val.labels) == pytest.approx(cal["ece_before"])
+    assert expected_calibration_error(softmax(one.numpy()), val.labels) != pytest.approx(cal["ece_before"])
+    assert rec.temperature == pytest.approx(cal["fitted_temperature"] if cal["kept"] else 1.0)
+    assert not EmotionRecognizer.from_pretrained(full_run[0], detector=None).flip_tta  # the default: one crop
+    assert "flip_tta" not in rec.meta  # chosen, not decided on validation
+
+
+def test_predict_flip_auto_keeps_the_mirror_only_when_it_raises_the_validation_score(full_run, parts, tmp_path):
+    from emotionkit.training.metrics import classification_metrics, softmax
+
+    _, val = parts
+    config = TrainConfig(
+        backbone="cnn", init_from=str(full_run[0]), epochs=0, progress=False, tta_flip=False, predict_flip="auto"
+    )
+    Trainer(config, tmp_path, log=quiet).fit(*parts)
+    rec = EmotionRecognizer.from_pretrained(tmp_path, detector=None)
+    record = rec.meta["flip_tta"]
+    x = rec.preprocessor.faces(val.images)
+    for flip, key in ((False, "one_crop"), (True, "flip")):
+        m = classification_metrics(val.labels, softmax(rec.logits(x, flip_tta=flip).numpy()), rec.labels)
+        assert (record[f"val_macro_f1_{key}"], record[f"val_accuracy_{key}"]) == (
+            round(m["macro_f1"], 4),
+            pytest.approx(m["accuracy"]),
+        )
+    one = (record["val_macro_f1_one_crop"], record["val_accuracy_one_crop"])
+    assert record["kept"] == rec.flip_tta == ((record["val_macro_f1_flip"], record["val_accuracy_flip"]) > one)
+
+
+def test_predict_flip_must_be_a_known_choice(tmp_path):
+    with pytest.raises(InvalidOptionError, match="predict_flip must be 'no', 'yes' or 'auto'.*got True"):
+        Trainer(TrainConfig(**BASE, predict_flip=True), tmp_path)
+
+
+def test_a_finish_without_batch_norm_re_estimation_keeps_the_sources_record(full_run, parts, tmp_path):
+    """The weights' batch-norm statistics are still the source's re-estimated ones, so its card must still say so."""
+    source = EmotionRecognizer.from_pretrained(full_run[0], detector=None)
+    config = TrainConfig(
+        backbone="cnn", init_from=str(full_run[0]), epochs=0, progress=False, tta_flip=False, recalibrate_bn=False
+    )
+    Trainer(config, tmp_path, log=quiet).fit(*parts)
+    finished = EmotionRecognizer.from_pretrained(tmp_path, detector=None)
+    assert finished.meta["batchnorm"] == source.meta["batchnorm"]
+    state = finished.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in source.model.state_dict().items())
+
+
 def test_zero_epochs_without_init_from_is_refused(tmp_path):
     with pytest.raises(InvalidOptionError, match="epochs must be >= 1 .*got 0 without init_from"):
         Trainer(TrainConfig(**BASE, epochs=0), tmp_path)

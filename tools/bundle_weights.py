@@ -4,9 +4,11 @@ Usage (maintainers)::
 
     python tools/bundle_weights.py RUN_DIR NAME [--data PATH] [--command "emotionkit train ..."]
         [--first-stage RUN_DIR --first-command "..."] [--finish-command "emotionkit train --epochs 0 ..."]
+        [--refinish-of OLD_CARD_JSON]
 
-It evaluates the run on FER-2013 PublicTest (one crop and horizontal-flip TTA; all rows, and without the
-images that duplicate a Training image; and one crop against the FER+ majority labels of the same faces), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
+It evaluates the run on FER-2013 PublicTest (one crop and horizontal-flip TTA; then, as the model predicts (flip
+TTA when its ``config.json`` says ``flip_tta``), without the images that duplicate a Training image and against the
+FER+ majority labels of the same faces), decides fp16 vs fp32 storage on the *validation* split (fp16 when it
 costs under 0.1 point of accuracy), copies the files into ``src/emotionkit/assets/models/NAME/``, writes
 ``card.json`` and ``card.md``, and prints the sha256 (the backbone's ``WeightsSpec`` reads it from the copied
 ``config.json``, so nothing needs pasting into the code).
@@ -202,6 +204,29 @@ def _calibration_line(calibration: dict) -> str:
     )
 
 
+def _flip_lines(card: dict) -> list[str]:
+    """The card lines of flip test-time augmentation: whether the model predicts with it, and why."""
+    choice = card.get("flip_tta_choice")
+    scores = (
+        f"validation macro F1 {choice['val_macro_f1_one_crop']:.4f} -> {choice['val_macro_f1_flip']:.4f}, accuracy "
+        f"{choice['val_accuracy_one_crop']:.4f} -> {choice['val_accuracy_flip']:.4f} with the mirror image"
+        if choice
+        else ""
+    )
+    if card.get("flip_tta"):
+        line = (
+            "- Predicts with horizontal-flip test-time augmentation (each face's logits averaged with its mirror "
+            "image's: twice the classifier's work; `flip_tta` in config.json, `rec.flip_tta = False` for one crop)"
+            + (f", kept because it raised the validation score ({scores})." if choice else ".")
+        )
+    elif choice:
+        line = f"- Predicts on one crop per face: flip test-time augmentation did not raise the validation score ({scores})."
+    else:
+        return []
+    finish = card["training"].get("finish_command")
+    return [line + (f" Finished (no training) by `{finish}`." if finish else "")]
+
+
 def card_markdown(name: str, card: dict) -> str:
     pt, tta, dd = card["publictest"], card["publictest_flip_tta"], card["publictest_dedup"]
     middle = card["training"].get("middle_stages", [])
@@ -262,28 +287,37 @@ def card_markdown(name: str, card: dict) -> str:
             else []
         ),
         _calibration_line(card["calibration"]),
+        *_flip_lines(card),
         "",
         "## FER-2013 PublicTest (never used for training, selection or tuning)",
         "",
         "| protocol | n | accuracy | macro F1 | weighted F1 | ECE (calibrated) | ECE (T=1) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, m in (("one crop", pt), ("horizontal-flip TTA", tta), ("one crop, Training duplicates removed", dd)):
+    flip = bool(card.get("flip_tta"))
+    own = "horizontal-flip TTA" if flip else "one crop"
+    rows = (
+        ("one crop" + ("" if flip else " (as it predicts)"), pt),
+        ("horizontal-flip TTA" + (" (as it predicts)" if flip else ""), tta),
+        (f"{own}, Training duplicates removed", dd),
+    )
+    for label, m in rows:
         lines.append(
             f"| {label} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} |"
         )
     if fp := card.get("publictest_ferplus"):
         lines.append(
-            f"| one crop, FER+ majority labels | {fp['n']} | {fp['accuracy']:.4f} | {fp['macro_f1']:.4f} | "
+            f"| {own}, FER+ majority labels | {fp['n']} | {fp['accuracy']:.4f} | {fp['macro_f1']:.4f} | "
             f"{fp['weighted_f1']:.4f} | {fp['ece']:.4f} | {fp['ece_uncalibrated']:.4f} |"
         )
-    lines += ["", "Per-class F1 (one crop): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in pt["per_class"].items()), ""]
+    main = tta if flip else pt
+    lines += ["", f"Per-class F1 ({own}): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in main["per_class"].items()), ""]
     lines += [
-        "Confusion matrix (one crop; rows true, columns predicted, order " + ", ".join(card["labels"]) + "):",
+        f"Confusion matrix ({own}; rows true, columns predicted, order " + ", ".join(card["labels"]) + "):",
         "",
         "```",
     ]
-    lines += [" ".join(f"{v:4d}" for v in row) for row in pt["confusion"]]
+    lines += [" ".join(f"{v:4d}" for v in row) for row in main["confusion"]]
     lines += ["```", "", f"Reproduce: `{card['reproduce']}`", ""]
     return "\n".join(lines)
 
@@ -342,6 +376,14 @@ def main() -> int:
         help="card.json of the bundled model RUN_DIR warm-restarted from (--init-from NAME; copy it before "
         "bundling over it): its stages and commands go in the card",
     )
+    p.add_argument(
+        "--refinish-of",
+        default=None,
+        metavar="CARD_JSON",
+        help="card.json of the bundled model that RUN_DIR only finished (--init-from NAME --epochs 0, e.g. to choose "
+        "flip TTA; copy it before bundling over it): its training record and batch-norm line stay on the card, "
+        "--finish-command says what finished it",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads for the evaluations (default 2)")
     p.add_argument("--middle-teacher-sha256", action="append", default=[])
     args = p.parse_args()
@@ -349,6 +391,10 @@ def main() -> int:
         p.error("give --middle-command and --middle-teacher-sha256 once for each --middle-stage")
     if args.middle_stage and not args.first_stage:
         p.error("--middle-stage needs --first-stage")
+    if args.refinish_of and (args.first_stage or args.previous_card or not args.finish_command):
+        p.error(
+            "--refinish-of takes the stages from that card: give --finish-command, not --first-stage/--previous-card"
+        )
     torch.set_num_threads(args.threads)
     run = Path(args.run_dir)
     rec = EmotionRecognizer.from_pretrained(run, detector=None)
@@ -361,8 +407,8 @@ def main() -> int:
     tmp = Path("/tmp") / f"bundle_{args.name}_fp16"
     rec.save_pretrained(tmp, half=True)
     rec16 = EmotionRecognizer.from_pretrained(tmp, detector=None)
-    acc32 = evaluate(rec, val.images, val.labels, False)["accuracy"]
-    acc16 = evaluate(rec16, val.images, val.labels, False)["accuracy"]
+    acc32 = evaluate(rec, val.images, val.labels, rec.flip_tta)["accuracy"]
+    acc16 = evaluate(rec16, val.images, val.labels, rec.flip_tta)["accuracy"]
     half = (acc32 - acc16) < 0.001
     chosen = rec16 if half else rec
     print(
@@ -378,7 +424,12 @@ def main() -> int:
         print("FER+ votes not found: the card gets no FER+ accuracy", file=sys.stderr)
     card_training = dict(rec.meta.get("training", {}))
     teachers = teacher_names(card_training.get("config", {}).get("distill_from") or "")
-    if args.teacher_sha256:
+    refinished = json.loads(Path(args.refinish_of).read_text()) if args.refinish_of else None
+    if refinished is not None:
+        # Only finished (no training): the weights' record is the bundled card's, stages, commands and all.
+        card_training = dict(refinished["training"])
+        card_training["refinished_from_sha256"] = refinished["sha256"]
+    elif args.teacher_sha256:
         card_training["teacher_sha256"] = args.teacher_sha256
     elif teachers:
         # Which weights taught it: the bundled ones may be replaced later (bundle a student before its teachers);
@@ -426,13 +477,17 @@ def main() -> int:
         "validation_accuracy_fp16": acc16,
         "training": {
             **card_training,
-            "command": args.command,
-            "hardware": args.hardware,
+            **({} if refinished is not None else {"command": args.command, "hardware": args.hardware}),
+            **({"finish_command": args.finish_command} if args.finish_command else {}),
             "data": "FER-2013 Training (../shared/data/fer2013)",
         },
         "calibration": rec.meta.get("calibration", {}),
+        "flip_tta": rec.flip_tta,
+        **({"flip_tta_choice": rec.meta["flip_tta"]} if rec.meta.get("flip_tta") else {}),
         **(
-            {
+            {"batchnorm": refinished["batchnorm"]}
+            if refinished is not None and refinished.get("batchnorm")
+            else {
                 "batchnorm": {
                     **rec.meta["batchnorm"],
                     **({"command": args.finish_command} if args.finish_command else {}),
@@ -443,12 +498,12 @@ def main() -> int:
         ),
         "publictest": evaluate(chosen, test.images, test.labels, False),
         "publictest_flip_tta": evaluate(chosen, test.images, test.labels, True),
-        "publictest_dedup": evaluate(chosen, test.images[~dup], test.labels[~dup], False),
+        "publictest_dedup": evaluate(chosen, test.images[~dup], test.labels[~dup], rec.flip_tta),
         "publictest_duplicates_removed": int(dup.sum()),
         **(
             {
                 "publictest_ferplus": {
-                    **evaluate(chosen, ferplus.images, ferplus.labels, False),
+                    **evaluate(chosen, ferplus.images, ferplus.labels, rec.flip_tta),
                     "faces": ferplus_info,
                     "rule": "FER+ majority (single votes dropped, more than half of the rest; no majority, unknown, "
                     "not-a-face and contempt majorities left out)",

@@ -6,8 +6,10 @@ logits; the batch axis is dynamic. Everything needed to use the file without
 emotionkit is stored in the model's ``metadata_props`` (as JSON strings):
 ``emotionkit_preprocessor``, ``emotionkit_labels``, ``emotionkit_temperature``,
 ``emotionkit_backbone``, ``emotionkit_backbone_config``, ``emotionkit_weights_digest``
-(:func:`weights_digest` of the exported weights).
-Probabilities are ``softmax(logits / temperature)``.
+(:func:`weights_digest` of the exported weights), ``emotionkit_flip_tta``.
+Probabilities are ``softmax(logits / temperature)``; where ``emotionkit_flip_tta`` is true, the model was
+calibrated and scored on the mean of each face's logits and its mirror image's (run the batch with its
+horizontally flipped copy and average; emotionkit's runtimes do).
 
 :func:`quantize_onnx` turns an export into an int8 one (static quantization calibrated on
 real faces; ``emotionkit_quantization`` in its metadata says how), which onnxruntime runs
@@ -109,6 +111,7 @@ def _metadata(core: InferenceModel) -> dict[str, str]:
         "backbone_config": core.backbone_config,
         "labels": list(core.labels),
         "temperature": core.temperature,
+        "flip_tta": core.flip_tta,
         "preprocessor": core.preprocessor.to_dict(),
         "weights_digest": weights_digest(core.model),
     }

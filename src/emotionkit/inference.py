@@ -204,6 +204,10 @@ class InferenceModel:
         Where the backbone runs (default CPU).
     spec : BackboneSpec, optional
         The backbone's resolved registry spec; ``None`` looks ``backbone_name`` up when needed.
+    flip_tta : bool, default False
+        Flip test-time augmentation: :meth:`logits` averages each face's logits with its mirror
+        image's (twice the classifier's work). A saved model says whether it was calibrated and
+        scored that way (``"flip_tta"`` in its ``config.json``).
 
     Raises
     ------
@@ -232,6 +236,7 @@ class InferenceModel:
         temperature: float = 1.0,
         device: str | torch.device | None = None,
         spec: BackboneSpec | None = None,
+        flip_tta: bool = False,
     ) -> None:
         self.backbone_config = dict(backbone_config or {})
         in_channels = self.backbone_config.get("in_channels", first_conv_channels(backbone))
@@ -248,6 +253,8 @@ class InferenceModel:
         self.preprocessor = preprocessor
         self.labels: tuple[str, ...] = tuple(labels)
         self.temperature = float(temperature)
+        #: Whether :meth:`logits` averages each face with its mirror image (flip test-time augmentation).
+        self.flip_tta = bool(flip_tta)
         #: The torch backbone's runtime; explanations and export always use it.
         self.torch_runtime = TorchRuntime(backbone, device)
         #: What :meth:`logits` runs: :attr:`torch_runtime` unless :meth:`use_runtime` installed another.
@@ -293,13 +300,15 @@ class InferenceModel:
         """
         return self.torch_runtime.prepare(x)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None) -> torch.Tensor:
         """Run the runtime on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
 
         Parameters
         ----------
         x : torch.Tensor
             Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
+        flip_tta : bool, optional
+            Average each face's logits with its mirror image's; ``None`` (default) follows :attr:`flip_tta`.
 
         Returns
         -------
@@ -308,7 +317,10 @@ class InferenceModel:
         """
         if x.shape[0] == 0:
             return torch.empty((0, len(self.labels)))
-        return self.runtime(x)
+        if not (self.flip_tta if flip_tta is None else flip_tta):
+            return self.runtime(x)
+        both = self.runtime(torch.cat([x, torch.flip(x, dims=[3])]))  # one pass over faces and mirrors
+        return (both[: x.shape[0]] + both[x.shape[0] :]) / 2.0
 
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
         """Return ``softmax(logits / temperature)`` of preprocessed faces.
@@ -406,17 +418,31 @@ class InferenceAttributes:
         """``"torch"``, or ``"onnx"`` once :func:`emotionkit.export.attach_onnx` routes :meth:`logits` to onnxruntime."""
         return self.inference.runtime.name
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def flip_tta(self) -> bool:
+        """Whether :meth:`logits` averages each face with its mirror image (flip test-time augmentation).
+
+        Set it to change that: ``rec.flip_tta = False`` classifies one crop per face, at half the cost.
+        """
+        return self.inference.flip_tta
+
+    @flip_tta.setter
+    def flip_tta(self, value: bool) -> None:
+        self.inference.flip_tta = bool(value)
+
+    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None) -> torch.Tensor:
         """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
 
         Parameters
         ----------
         x : torch.Tensor
             Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
+        flip_tta : bool, optional
+            Average each face's logits with its mirror image's; ``None`` (default) follows :attr:`flip_tta`.
 
         Returns
         -------
         torch.Tensor
             ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
         """
-        return self.inference.logits(x)
+        return self.inference.logits(x, flip_tta=flip_tta)

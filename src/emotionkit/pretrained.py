@@ -298,6 +298,7 @@ def load_inference(model: PretrainedModel, *, device: str | torch.device | None 
         temperature=float(model.config.get("temperature", 1.0)),
         device=device,
         spec=spec,
+        flip_tta=bool(model.config.get("flip_tta", False)),
     )
     return core
 
@@ -333,6 +334,7 @@ def save_inference(
         "backbone_config": core.backbone_config,
         "labels": list(core.labels),
         "temperature": core.temperature,
+        "flip_tta": core.flip_tta,
         "weights_sha256": digest,
         "num_params": sum(p.numel() for p in core.model.parameters()),
         "meta": dict(meta),

@@ -53,6 +53,9 @@ class EmotionRecognizer(InferenceAttributes):
         Where the backbone runs (default CPU).
     meta : mapping, optional
         Metadata carried to :meth:`save_pretrained` (model card, training command, metrics).
+    flip_tta : bool, default False
+        Average each face's logits with its mirror image's (flip test-time augmentation; see
+        :attr:`flip_tta`).
 
     Raises
     ------
@@ -72,6 +75,7 @@ class EmotionRecognizer(InferenceAttributes):
         temperature: float = 1.0,
         device: str | torch.device | None = None,
         meta: Mapping[str, Any] | None = None,
+        flip_tta: bool = False,
     ) -> None:
         #: The inference core: backbone, preprocessing, labels, temperature and logits runtime.
         self.inference = InferenceModel(
@@ -82,6 +86,7 @@ class EmotionRecognizer(InferenceAttributes):
             labels=labels,
             temperature=temperature,
             device=device,
+            flip_tta=flip_tta,
         )
         self.detector, self.meta, self._whole_image = detector, dict(meta or {}), WholeImageDetector()
         #: What :meth:`from_pretrained` resolved (directory, config, backbone spec, weights); ``None`` when composed.
@@ -110,6 +115,7 @@ class EmotionRecognizer(InferenceAttributes):
         device: str | torch.device | None = None,
         detector_options: Mapping[str, Any] | None = None,
         runtime: Literal["auto", "torch", "onnx"] = "auto",
+        flip_tta: bool | None = None,
     ) -> EmotionRecognizer:
         """Load bundled weights by backbone name, or a directory written by :meth:`save_pretrained`.
 
@@ -133,6 +139,10 @@ class EmotionRecognizer(InferenceAttributes):
             else torch; ``rec.runtime`` says which. ``"torch"``: torch. ``"onnx"``: onnxruntime on the
             directory's ``model.onnx`` when it matches the weights (e.g. an int8 one from
             ``emotionkit export --int8``), else one exported in memory (``pip install "emotionkit[onnx]"``).
+        flip_tta : bool, optional
+            Average each face with its mirror image (flip test-time augmentation, twice the classifier's
+            work); ``None`` (default) does what the model was calibrated and scored with (``"flip_tta"``
+            in its ``config.json``; its card says which).
 
         Returns
         -------
@@ -157,6 +167,8 @@ class EmotionRecognizer(InferenceAttributes):
             raise ValueError(f"runtime must be 'auto', 'torch' or 'onnx', got {runtime!r}.")
         resolved = pretrained.resolve_pretrained(name_or_dir)
         core = pretrained.load_inference(resolved, device=device)
+        if flip_tta is not None:
+            core.flip_tta = bool(flip_tta)
         rec = cls._from_inference(core, pretrained.build_detector(detector, device, detector_options), resolved)
         if runtime == "onnx":
             from .export import attach_onnx

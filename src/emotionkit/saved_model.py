@@ -78,6 +78,8 @@ def _check_config(config: Any, path: Path) -> dict[str, Any]:
     temperature = config.get("temperature", 1.0)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         problems.append(f"'temperature' must be a positive number, got {temperature!r}")
+    if not isinstance(config.get("flip_tta", False), bool):
+        problems.append(f"'flip_tta' must be true or false, got {config.get('flip_tta')!r}")
     digest = config.get("weights_sha256")
     if digest is not None and not isinstance(digest, str):
         problems.append(f"'weights_sha256' must be 64 hex digits, got {digest!r}")

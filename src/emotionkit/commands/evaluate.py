@@ -23,7 +23,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="auto (the run's test part: PublicTest / test folder, or its stratified test part), stratified, "
         "all, or a usage / split folder name such as PublicTest, PrivateTest, Training, test",
     )
-    p.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face with its mirror image (--no-tta: one crop; default: as the model predicts, its "
+        "config's flip_tta)",
+    )
     p.add_argument(
         "--drop-duplicates", action="store_true", help="leave out faces that also appear, pixel-identical, in training"
     )

@@ -61,6 +61,11 @@ CONFIG_FLAGS: dict[str, dict[str, Any]] = {
     "seed": {"help": "seed of initialisation, shuffling and augmentation"},
     "threads": {},
     "progress": {"help": "progress bar (default: on a terminal)"},
+    "predict_flip": {
+        "help": "the saved model averages each face with its mirror image when it predicts (flip test-time "
+        "augmentation): no, yes, or auto (only if that raises the validation macro F1, then accuracy); its "
+        "temperature is fitted that way (default %(default)s)"
+    },
     "soft_targets": {
         "choices": ["ferplus"],
         "help": "FER-2013 CSV only: train against FER-2013's label mixed with the FER+ vote distribution "
@@ -435,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate(
             recognizer,
             splits.test,
-            tta_flip=args.tta,
+            tta_flip=True if args.tta else None,  # else as the model predicts (--predict-flip or not)
             split=test_name,
             source=splits.settings.get("data"),
             model=out.name,

@@ -64,6 +64,13 @@ class TrainConfig:
         ``torch.set_num_threads`` for this run.
     tta_flip : bool
         Also report metrics with horizontal-flip test-time augmentation.
+    predict_flip : {"no", "yes", "auto"}
+        Whether the saved model predicts with flip test-time augmentation (each face's logits
+        averaged with its mirror image's, twice the classifier's work; ``"flip_tta"`` in its
+        ``config.json``). ``"auto"``: only when that raises the validation score that chose the best
+        epoch (macro F1, then accuracy), recorded in the model's ``meta["flip_tta"]``. The
+        temperature is fitted, and the validation metrics measured, as the model will predict.
+        Training and checkpoint selection are unchanged (one crop).
     init : {"scratch", "imagenet"} or str
         Random initialisation, timm's ImageNet weights (needs network access; fails at once,
         with what to do instead, when offline), or the path of a local safetensors / torch state
@@ -124,6 +131,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     tta_flip: bool = True
+    predict_flip: Literal["no", "yes", "auto"] = "no"
     init: str = "scratch"
     init_from: str | None = None
     augment_copies: int = 0

@@ -192,7 +192,9 @@ class TeacherEnsemble:
         total = None
         for teacher in self.teachers:
             faces = adapt_faces(x, self.student, teacher.preprocessor)
-            probs = F.softmax(teacher.logits(faces).float() / temperature, dim=1)
+            # One crop each: the augmented batch is already flipped at random, and a teacher's own flip
+            # test-time augmentation would double its cost.
+            probs = F.softmax(teacher.logits(faces, flip_tta=False).float() / temperature, dim=1)
             total = probs if total is None else total + probs
         assert total is not None
         return total / len(self.teachers)

@@ -28,7 +28,7 @@ def _label_map(data: FaceDataset, labels: tuple[str, ...]) -> np.ndarray:
 
 
 def predict_dataset(
-    recognizer: EmotionRecognizer, data: FaceDataset, *, tta_flip: bool = False, batch_size: int = 512
+    recognizer: EmotionRecognizer, data: FaceDataset, *, tta_flip: bool | None = None, batch_size: int = 512
 ) -> np.ndarray:
     """Return the logits ``(N, K)`` of every face in ``data`` (preprocessed as the model was trained).
 
@@ -38,8 +38,9 @@ def predict_dataset(
         The model.
     data : FaceDataset
         Face crops.
-    tta_flip : bool, default False
-        Average each face's logits with its mirror image's.
+    tta_flip : bool, optional
+        Average each face's logits with its mirror image's; ``None`` (default): as the model does
+        (``recognizer.flip_tta``).
     batch_size : int, default 512
         Faces per forward pass.
 
@@ -59,7 +60,7 @@ def evaluate(
     recognizer: EmotionRecognizer,
     data: FaceDataset,
     *,
-    tta_flip: bool = False,
+    tta_flip: bool | None = None,
     split: str | None = None,
     source: str | None = None,
     model: str | None = None,
@@ -76,8 +77,9 @@ def evaluate(
         The model (its detector is not used: the faces are already cropped).
     data : FaceDataset
         Faces and labels, e.g. the PublicTest part.
-    tta_flip : bool, default False
-        Average the logits of each face and its mirror image.
+    tta_flip : bool, optional
+        Average the logits of each face and its mirror image; ``None`` (default): as the model does
+        (``recognizer.flip_tta``). The report's ``tta_flip`` says which was scored.
     split, source, model : str, optional
         Names recorded in the report (which part, which data file or folder, which model).
     extra : dict, optional
@@ -120,7 +122,7 @@ def evaluate(
         "num_params": int(sum(p.numel() for p in recognizer.model.parameters())),
         "data": source,
         "split": split,
-        "tta_flip": bool(tta_flip),
+        "tta_flip": bool(recognizer.flip_tta if tta_flip is None else tta_flip),
         "temperature": recognizer.temperature,
         "labels": list(labels),
         **metrics,

@@ -77,7 +77,7 @@ def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> n
 
 
 def predict_logits(
-    recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool = False
+    recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool | None = None
 ) -> np.ndarray:
     """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces.
 
@@ -89,8 +89,9 @@ def predict_logits(
         ``(N, C, H, W)`` faces, as its preprocessor makes them.
     batch_size : int, default 512
         Faces per forward pass.
-    tta_flip : bool, default False
-        Average with the logits of the horizontally mirrored faces.
+    tta_flip : bool, optional
+        Average with the logits of the horizontally mirrored faces; ``None`` (default): as the model
+        does (``recognizer.flip_tta``).
 
     Returns
     -------
@@ -100,10 +101,7 @@ def predict_logits(
     out = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
-        logits = recognizer.logits(xb)
-        if tta_flip:
-            logits = (logits + recognizer.logits(torch.flip(xb, dims=[3]))) / 2.0
-        out.append(logits.numpy())
+        out.append(recognizer.logits(xb, flip_tta=tta_flip).numpy())
     return np.concatenate(out) if out else np.empty((0, len(recognizer.labels)), np.float32)
 
 
@@ -161,7 +159,8 @@ class Trainer:
     IncompatibleComponentsError
         ``init="imagenet"`` for a backbone without ImageNet weights in timm.
     InvalidOptionError
-        ``config.epochs`` below 1, except 0 with ``init_from`` (finishing steps only).
+        ``config.epochs`` below 1, except 0 with ``init_from`` (finishing steps only); a
+        ``config.predict_flip`` other than ``"no"``, ``"yes"``, ``"auto"``.
     """
 
     def __init__(
@@ -171,6 +170,11 @@ class Trainer:
             raise InvalidOptionError(
                 f"epochs must be >= 1 (or 0 with init_from: finish trained weights without training); got "
                 f"{config.epochs}{'' if config.init_from else ' without init_from'}."
+            )
+        if config.predict_flip not in ("no", "yes", "auto"):
+            raise InvalidOptionError(
+                f"predict_flip must be 'no', 'yes' or 'auto' (flip test-time augmentation of the saved model); got "
+                f"{config.predict_flip!r}."
             )
         self.config = config
         self.out = Path(out_dir)
@@ -259,7 +263,9 @@ class Trainer:
             self._resized_from = list(before["size"])
 
     # -------------------------------------------------------------------------------- helpers
-    def _recognizer(self, temperature: float = 1.0, meta: dict[str, Any] | None = None) -> EmotionRecognizer:
+    def _recognizer(
+        self, temperature: float = 1.0, meta: dict[str, Any] | None = None, *, flip_tta: bool = False
+    ) -> EmotionRecognizer:
         return EmotionRecognizer(
             self.model,
             self.preprocessor,
@@ -268,6 +274,7 @@ class Trainer:
             backbone_config=self.backbone_config,
             temperature=temperature,
             meta=meta,
+            flip_tta=flip_tta,
         )
 
     def _tensors(self, data: FaceDataset) -> torch.Tensor:
@@ -565,9 +572,10 @@ class Trainer:
         """Reload the best epoch, re-estimate its batch norm, fit its temperature on the validation split, save it."""
         if state["best_epoch"] is None:  # no epoch ran (epochs=0): finish the starting weights
             self._recognizer().save_pretrained(self.out)
-        best = EmotionRecognizer.from_pretrained(self.out, detector=None)
+        best = EmotionRecognizer.from_pretrained(self.out, detector=None, flip_tta=False)
         batchnorm = self._recalibrate(best, x_train, x_val, y_val, classes) if self.config.recalibrate_bn else None
-        logits = predict_logits(best, x_val, tta_flip=False)
+        flip = self._choose_flip(best, x_val, y_val, classes)
+        logits = predict_logits(best, x_val)  # as the saved model will predict (with or without flip TTA)
         fitted = fit_temperature(logits, y_val)
         before = classification_metrics(y_val, softmax(logits), classes)
         after = classification_metrics(y_val, softmax(logits, fitted), classes)
@@ -594,16 +602,20 @@ class Trainer:
                 "ece_after": after["ece"],
             },
             **({"batchnorm": batchnorm} if batchnorm else {}),
+            **({"flip_tta": flip} if flip else {}),
         }
         if self._init_weights is not None:
             meta["training"]["init_weights"] = self._init_weights
         if self._resized_from is not None:
             meta["training"]["resized_from"] = self._resized_from
         if state["epoch"] == 0 and "training" in self._source_meta:
-            # Nothing trained here: the weights are the source's, and so is the record of how they were trained.
+            # Nothing trained here: the weights are the source's, and so is the record of how they were trained
+            # (its batch-norm re-estimation too, unless this finish made one).
             meta["training"] = {**self._source_meta["training"], "finished_by": self.config.to_dict()}
+            if not batchnorm and self._source_meta.get("batchnorm"):
+                meta["batchnorm"] = self._source_meta["batchnorm"]
         self.model = best.model
-        self._recognizer(temperature, meta).save_pretrained(self.out)
+        self._recognizer(temperature, meta, flip_tta=best.flip_tta).save_pretrained(self.out)
         summary = {
             "history": state["history"],
             "best_epoch": state["best_epoch"],
@@ -617,6 +629,37 @@ class Trainer:
             )
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _choose_flip(
+        self, best: EmotionRecognizer, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Set ``best.flip_tta`` as ``config.predict_flip`` says; for ``"auto"``, return the validation scores behind it.
+
+        ``"auto"`` keeps flip test-time augmentation only when it raises the score that chose the best
+        epoch, (macro F1, accuracy) on the validation faces: it doubles the classifier's work, so a tie
+        stays one crop.
+        """
+        choice = self.config.predict_flip
+        best.flip_tta = choice == "yes"
+        if choice != "auto":
+            return None
+        scores = {}
+        for flip in (False, True):
+            m = classification_metrics(y_val, softmax(predict_logits(best, x_val, tta_flip=flip)), classes)
+            scores[flip] = (round(m["macro_f1"], 4), m["accuracy"])
+        best.flip_tta = scores[True] > scores[False]
+        self.log(
+            f"flip test-time augmentation: validation (macro F1, accuracy) one crop {scores[False]}, with the mirror "
+            f"image {scores[True]}: {'kept' if best.flip_tta else 'not kept (one crop)'}"
+        )
+        return {
+            "split": "validation",
+            "val_macro_f1_one_crop": scores[False][0],
+            "val_accuracy_one_crop": scores[False][1],
+            "val_macro_f1_flip": scores[True][0],
+            "val_accuracy_flip": scores[True][1],
+            "kept": best.flip_tta,
+        }
 
     def _recalibrate(
         self,
