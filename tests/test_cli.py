@@ -83,6 +83,23 @@ def test_predict_json_for_several_images(model_dir, fer_faces, tmp_path, capsys)
     assert all(len(r["faces"]) == 1 and r["faces"][0]["box"] == [0.0, 0.0, 48.0, 48.0] for r in report)
 
 
+def test_predict_flip_tta_flag_overrides_the_models_choice(fer_faces, tmp_path, capsys):
+    """The bundled cnn predicts with flip TTA (its card); ``--no-flip-tta`` gives the one-crop scores."""
+    from emotionkit import EmotionRecognizer
+
+    path = tmp_path / "face.png"
+    Image.fromarray(fer_faces[0]).save(path)
+    scores = {}
+    for flag in ("--flip-tta", "--no-flip-tta"):
+        assert main(["predict", str(path), "--model", "cnn", "--detector", "none", "--json", flag]) == 0
+        scores[flag] = json.loads(capsys.readouterr().out)[0]["faces"][0]["scores"]
+    for flip, flag in ((True, "--flip-tta"), (False, "--no-flip-tta")):
+        rec = EmotionRecognizer.from_pretrained("cnn", detector="none", flip_tta=flip)
+        expected = rec.predict(str(path))[0].scores
+        assert scores[flag] == pytest.approx(expected, abs=1e-4)
+    assert scores["--flip-tta"] != pytest.approx(scores["--no-flip-tta"], abs=1e-4)
+
+
 def test_predict_passes_detector_options(model_dir, capsys):
     options = '{"min_face_size": 20, "max_side": 256}'
     assert main(["predict", "--sample", "--json", "--model", str(model_dir), "--detector-options", options]) == 0

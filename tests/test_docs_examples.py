@@ -186,6 +186,7 @@ def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch, repo_scrip
 
     assert cells == [
         "`cnn` (default)" if DEFAULT_MODEL == "cnn" else "`cnn`",
+        "one crop",
         "1.23 M",
         "1×48×48",
         "67.9%",
@@ -198,5 +199,12 @@ def test_model_zoo_numbers_come_from_the_cards(tmp_path, monkeypatch, repo_scrip
         cells[-1],
     ]
     assert cells[-1].endswith(" MB")
+
+    # A model that predicts with flip TTA: its F1 and ECE columns are those of that protocol.
+    tta = {"accuracy": 0.6912, "macro_f1": 0.6234, "weighted_f1": 0.6601, "ece": 0.0277}
+    (folder / "card.json").write_text(json.dumps({**card, "flip_tta": True, "publictest_flip_tta": tta}))
+    row = next(line for line in ek_zoo.render().splitlines() if line.startswith("| `cnn`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "flip TTA" and cells[4:10] == ["67.9%", "69.1%", "67.0%", "0.623", "0.660", "0.028"]
     assert "### `cnn`: cnn" in text and "#### FER-2013 PublicTest" in text  # the card, headings under the model's
     assert weights.sha256 in text

@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="folder, glob, .txt path list, or .csv/.parquet table")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder of part-NNNNNN.parquet|jsonl files")
     p.add_argument("--format", choices=("parquet", "jsonl"), default=None, help="default: parquet (needs pyarrow)")
-    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
+    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: mobilenetv2)")
     p.add_argument(
         "--detector", default=None, help="face detector (default: the library's; none: photos are face crops)"
     )

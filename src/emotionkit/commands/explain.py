@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("image", metavar="IMAGE", help="photo (JPEG, PNG, ...) or a face crop with --detector none")
     p.add_argument("--out", default="explained.png", help="output PNG (default: explained.png)")
-    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
+    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: mobilenetv2)")
     p.add_argument("--method", default="gradcam", help="explainer: gradcam (every backbone) or attention (vit)")
     p.add_argument(
         "--weighting",

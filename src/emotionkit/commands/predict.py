@@ -30,7 +30,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "images", nargs="*", metavar="IMAGE", help="photos (JPEG, PNG, ...), or face crops with --detector none"
     )
     p.add_argument("--sample", action="store_true", help="also classify the bundled sample photo (NASA, public domain)")
-    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: cnn)")
+    p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: mobilenetv2)")
+    p.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face with its mirror image (--no-flip-tta: one crop, half the classifier's work); "
+        "default: as the model was scored (its card says which)",
+    )
     p.add_argument(
         "--detector", default="yunet", help="face detector: yunet (default), mtcnn, or none for pre-cropped faces"
     )
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = _outputs(args.out, images)
     options = detector_options(args.detector_options)
     recognizer = EmotionRecognizer.from_pretrained(
-        args.model, detector=args.detector, device=args.device, detector_options=options
+        args.model, detector=args.detector, device=args.device, flip_tta=args.flip_tta, detector_options=options
     )
     report: list[dict[str, Any]] = []
     failed: list[str] = []

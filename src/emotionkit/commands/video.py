@@ -58,7 +58,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame (default: 0.3)")
     p.add_argument("--window", type=int, default=8, help="frames averaged by --smooth window (default: 8)")
-    p.add_argument("--model", default=None, help="bundled model name or saved model directory (default: cnn)")
+    p.add_argument("--model", default=None, help="bundled model name or saved model directory (default: mobilenetv2)")
+    p.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face with its mirror image (--no-flip-tta: one crop, half the classifier's work); "
+        "default: as the model was scored (its card says which)",
+    )
     p.add_argument("--detector", default="yunet", help="face detector (default: yunet; or mtcnn)")
     p.add_argument("--detector-options", default="{}", help="detector options as JSON, e.g. '{\"max_side\": 640}'")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
@@ -112,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = EmotionRecognizer.from_pretrained(
-        args.model, detector=args.detector, device=args.device, detector_options=detector_options
+        args.model,
+        detector=args.detector,
+        device=args.device,
+        flip_tta=args.flip_tta,
+        detector_options=detector_options,
     )
     source = args.camera if args.camera is not None else args.input
     timelines = list(args.timeline)
