@@ -20,7 +20,7 @@ from emotionkit.training.trainer import TrainConfig, Trainer
 
 
 def _bundled_cnn() -> EmotionRecognizer:
-    return EmotionRecognizer.from_pretrained("cnn", detector=None)
+    return EmotionRecognizer.from_pretrained("cnn", detector=None, flip_tta=False)  # the network's own logits
 
 
 def _cnn_config(init: str) -> TrainConfig:

@@ -89,7 +89,7 @@ def _bundled_reference(arch: str, faces: np.ndarray, out: Path) -> str | None:
         return None
     from emotionkit.recognizer import EmotionRecognizer
 
-    probs = EmotionRecognizer.from_pretrained(arch, detector="none").predict_proba(faces[:N_PARITY])
+    probs = EmotionRecognizer.from_pretrained(arch, detector="none", flip_tta=False).predict_proba(faces[:N_PARITY])
     np.save(out / f"{arch}_bundled.npy", probs)
     return str(out / f"{arch}_bundled.npy")
 

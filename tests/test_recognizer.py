@@ -86,8 +86,8 @@ def test_save_pretrained_round_trip_gives_identical_outputs(recognizer, tmp_path
 def test_flip_tta_is_saved_loaded_and_overridable(runtime, tmp_path, fer_faces):
     """A model saved with flip_tta predicts the mean of each face's and its mirror image's logits, on torch and
     on the onnxruntime graph alike; ``from_pretrained(flip_tta=False)`` or ``rec.flip_tta = False`` gives one crop."""
-    cnn = EmotionRecognizer.from_pretrained("cnn", detector="none", runtime="torch")
-    assert cnn.flip_tta is False  # bundled models say which they were scored with; the cnn: one crop
+    cnn = EmotionRecognizer.from_pretrained("cnn", detector="none", runtime="torch", flip_tta=False)
+    assert cnn.flip_tta is False
     x = cnn.preprocessor.faces(fer_faces)
     one, mirrored = cnn.logits(x), cnn.logits(torch.flip(x, dims=[3]))
     expected = torch.softmax((one + mirrored) / 2 / cnn.temperature, dim=1).numpy()
@@ -355,7 +355,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     import torch
 
     rec = (
-        EmotionRecognizer.from_pretrained(name, detector="none")
+        EmotionRecognizer.from_pretrained(name, detector="none", flip_tta=False)  # the network itself, one crop
         if name in bundled_models()
         else EmotionRecognizer.from_pretrained(model_dir, detector="none")
     )
