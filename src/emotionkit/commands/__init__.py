@@ -1,5 +1,7 @@
 """Subcommands of the ``emotionkit`` command line, one module each."""
 
+import argparse
+
 
 def detector_options(text: str) -> dict:
     """Parse a ``--detector-options`` value: a JSON object of detector keyword arguments.
@@ -31,3 +33,14 @@ def detector_options(text: str) -> dict:
             f"--detector-options must be a JSON object such as '{{\"min_face_size\": 20}}', got {text!r}."
         )
     return options
+
+
+def add_flip_tta_flag(p: argparse.ArgumentParser) -> None:
+    """Add ``--flip-tta`` / ``--no-flip-tta`` (``args.flip_tta``: ``None`` keeps the model's own choice)."""
+    p.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face with its mirror image (--no-flip-tta: one crop, half the classifier's work); "
+        "default: as the model was scored (its card says which)",
+    )

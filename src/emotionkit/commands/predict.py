@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EmotionKitError, InvalidImageError, one_line
-from . import detector_options
+from . import add_flip_tta_flag, detector_options
 
 #: Photos classified per batch (one detector batch per image size, one classifier pass per batch).
 CHUNK = 8
@@ -31,13 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--sample", action="store_true", help="also classify the bundled sample photo (NASA, public domain)")
     p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: mobilenetv2)")
-    p.add_argument(
-        "--flip-tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average each face with its mirror image (--no-flip-tta: one crop, half the classifier's work); "
-        "default: as the model was scored (its card says which)",
-    )
+    add_flip_tta_flag(p)
     p.add_argument(
         "--detector", default="yunet", help="face detector: yunet (default), mtcnn, or none for pre-cropped faces"
     )

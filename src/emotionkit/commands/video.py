@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EmotionKitError
+from . import add_flip_tta_flag
 
 
 class VideoUsageError(EmotionKitError, ValueError):
@@ -59,13 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame (default: 0.3)")
     p.add_argument("--window", type=int, default=8, help="frames averaged by --smooth window (default: 8)")
     p.add_argument("--model", default=None, help="bundled model name or saved model directory (default: mobilenetv2)")
-    p.add_argument(
-        "--flip-tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average each face with its mirror image (--no-flip-tta: one crop, half the classifier's work); "
-        "default: as the model was scored (its card says which)",
-    )
+    add_flip_tta_flag(p)
     p.add_argument("--detector", default="yunet", help="face detector (default: yunet; or mtcnn)")
     p.add_argument("--detector-options", default="{}", help="detector options as JSON, e.g. '{\"max_side\": 640}'")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
