@@ -122,3 +122,26 @@ def test_card_says_whether_the_model_predicts_with_its_mirror_image_and_why(repo
     assert " ".join(f"{v:4d}" for v in tta["confusion"][0]) in text
     plain = bundle.card_markdown("cnn", {**card, "flip_tta": False})
     assert "| one crop (as it predicts) |" in plain and "Per-class F1 (one crop): " in plain
+
+
+def test_card_of_a_model_with_a_ferplus_head_scores_both_heads_on_ferplus_labels(repo_script):
+    bundle = repo_script("tools/bundle_weights.py")
+    card = json.loads((bundle.ASSETS / "cnn" / "card.json").read_text())
+    assert bundle._head_lines("cnn", card) == []  # one head: nothing to say
+    fp = card["publictest_ferplus"]
+    own = {**fp, "accuracy": 0.6512}
+    headed = {
+        **card,
+        "training": {**card["training"], "config": {**card["training"]["config"], "ferplus_head": 1.0}},
+        "heads": {"ferplus": {"labels": card["labels"], "temperature": 1.0}},
+        "publictest_ferplus": {**fp, "head": "ferplus"},
+        "publictest_ferplus_own_labels": own,
+        "validation_ferplus_head": {"n": 2500, "accuracy": 0.8123, "macro_f1": 0.6011},
+    }
+    (line,) = bundle._head_lines("cnn", headed)
+    assert "`emotionkit train --ferplus-head 1.0`" in line and 'from_pretrained("cnn", head="ferplus")' in line
+    assert "(n=2500): accuracy 0.8123, macro F1 0.6011." in line
+    text = bundle.card_markdown("cnn", headed)
+    assert f"FER+ majority labels, FER+ head | {fp['n']} | {fp['accuracy']:.4f} |" in text
+    assert f"FER+ majority labels, FER-2013 head | {fp['n']} | 0.6512 |" in text
+    assert "FER-2013 head |" not in bundle.card_markdown("cnn", card)

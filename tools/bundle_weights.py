@@ -29,6 +29,7 @@ import torch
 from emotionkit.data.fer2013 import FaceDataset, read_fer2013
 from emotionkit.data.ferplus import read_ferplus, relabel_by_majority
 from emotionkit.data.splits import cross_split_duplicates, stratified_split
+from emotionkit.heads import FERPLUS_HEAD, heads_to_dict
 from emotionkit.recognizer import EmotionRecognizer
 from emotionkit.registry import list_plugins, load_plugin
 from emotionkit.training.distill import teacher_names
@@ -39,12 +40,34 @@ from emotionkit.weights import sha256sum
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "emotionkit" / "assets" / "models"
 
 
-def evaluate(rec: EmotionRecognizer, images: np.ndarray, labels: np.ndarray, tta: bool) -> dict:
+def evaluate(
+    rec: EmotionRecognizer, images: np.ndarray, labels: np.ndarray, tta: bool, head: str | None = None
+) -> dict:
     x = rec.preprocessor.faces(images)
-    logits = predict_logits(rec, x, tta_flip=tta)
-    out = classification_metrics(labels, softmax(logits, rec.temperature), rec.labels)
-    out["ece_uncalibrated"] = classification_metrics(labels, softmax(logits), rec.labels)["ece"]
+    logits = predict_logits(rec, x, tta_flip=tta, head=head)
+    names = rec.inference.head_labels(head)
+    out = classification_metrics(labels, softmax(logits, rec.inference.head_temperature(head)), names)
+    out["ece_uncalibrated"] = classification_metrics(labels, softmax(logits), names)["ece"]
     return out
+
+
+def _head_lines(name: str, card: dict) -> list[str]:
+    """The card's line on an extra FER+ output head, if the model has one."""
+    if FERPLUS_HEAD not in card.get("heads", {}):
+        return []
+    weight = card["training"].get("config", {}).get("ferplus_head")
+    val = card.get("validation_ferplus_head")
+    return [
+        f"- A second output head, `ferplus`, learns the FER+ vote distribution beside the FER-2013 head "
+        f"(loss weight {weight}; `emotionkit train --ferplus-head {weight}`); "
+        f'`EmotionRecognizer.from_pretrained("{name}", head="ferplus")` answers with it.'
+        + (
+            f" On the validation faces' FER+ majority labels (n={val['n']}): accuracy {val['accuracy']:.4f}, "
+            f"macro F1 {val['macro_f1']:.4f}."
+            if val
+            else ""
+        )
+    ]
 
 
 def faces_per_second(rec: EmotionRecognizer, batch: int = 64, repeats: int = 5) -> float:
@@ -288,6 +311,7 @@ def card_markdown(name: str, card: dict) -> str:
         ),
         _calibration_line(card["calibration"]),
         *_flip_lines(card),
+        *_head_lines(name, card),
         "",
         "## FER-2013 PublicTest (never used for training, selection or tuning)",
         "",
@@ -305,11 +329,19 @@ def card_markdown(name: str, card: dict) -> str:
         lines.append(
             f"| {label} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} |"
         )
-    if fp := card.get("publictest_ferplus"):
-        lines.append(
-            f"| {own}, FER+ majority labels | {fp['n']} | {fp['accuracy']:.4f} | {fp['macro_f1']:.4f} | "
-            f"{fp['weighted_f1']:.4f} | {fp['ece']:.4f} | {fp['ece_uncalibrated']:.4f} |"
+    fer_rows = [
+        (
+            f"{own}, FER+ majority labels" + (", FER+ head" if card.get("publictest_ferplus", {}).get("head") else ""),
+            card.get("publictest_ferplus"),
         )
+    ]
+    fer_rows.append((f"{own}, FER+ majority labels, FER-2013 head", card.get("publictest_ferplus_own_labels")))
+    for label, fp in fer_rows:
+        if fp:
+            lines.append(
+                f"| {label} | {fp['n']} | {fp['accuracy']:.4f} | {fp['macro_f1']:.4f} | "
+                f"{fp['weighted_f1']:.4f} | {fp['ece']:.4f} | {fp['ece_uncalibrated']:.4f} |"
+            )
     main = tta if flip else pt
     lines += ["", f"Per-class F1 ({own}): " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in main["per_class"].items()), ""]
     lines += [
@@ -418,8 +450,11 @@ def main() -> int:
 
     dup = cross_split_duplicates(train_all.images, test.images)
     ferplus: FaceDataset | None = None
+    fp_head = FERPLUS_HEAD if FERPLUS_HEAD in rec.heads else None
     try:
-        ferplus, ferplus_info = relabel_by_majority(test, read_ferplus(args.data))
+        votes = read_ferplus(args.data)
+        ferplus, ferplus_info = relabel_by_majority(test, votes)
+        val_ferplus, _ = relabel_by_majority(val, votes)
     except FileNotFoundError:
         print("FER+ votes not found: the card gets no FER+ accuracy", file=sys.stderr)
     card_training = dict(rec.meta.get("training", {}))
@@ -484,6 +519,7 @@ def main() -> int:
         "calibration": rec.meta.get("calibration", {}),
         "flip_tta": rec.flip_tta,
         **({"flip_tta_choice": rec.meta["flip_tta"]} if rec.meta.get("flip_tta") else {}),
+        **({"heads": heads_to_dict(rec.heads)} if rec.heads else {}),
         **(
             {"batchnorm": refinished["batchnorm"]}
             if refinished is not None and refinished.get("batchnorm")
@@ -503,13 +539,24 @@ def main() -> int:
         **(
             {
                 "publictest_ferplus": {
-                    **evaluate(chosen, ferplus.images, ferplus.labels, rec.flip_tta),
+                    **evaluate(chosen, ferplus.images, ferplus.labels, rec.flip_tta, fp_head),
+                    "head": fp_head,
                     "faces": ferplus_info,
                     "rule": "FER+ majority (single votes dropped, more than half of the rest; no majority, unknown, "
                     "not-a-face and contempt majorities left out)",
                 }
             }
             if ferplus is not None
+            else {}
+        ),
+        **(
+            {
+                "publictest_ferplus_own_labels": evaluate(chosen, ferplus.images, ferplus.labels, rec.flip_tta),
+                "validation_ferplus_head": evaluate(
+                    chosen, val_ferplus.images, val_ferplus.labels, rec.flip_tta, fp_head
+                ),
+            }
+            if ferplus is not None and fp_head
             else {}
         ),
         "faces_per_second_batch64": round(faces_per_second(chosen), 1),

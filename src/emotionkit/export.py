@@ -4,7 +4,8 @@ The exported graph maps ``(batch, C, H, W)`` float32 faces, preprocessed exactly
 :class:`~emotionkit.preprocessing.FacePreprocessor` does, to ``(batch, classes)``
 logits; the batch axis is dynamic. Everything needed to use the file without
 emotionkit is stored in the model's ``metadata_props`` (as JSON strings):
-``emotionkit_preprocessor``, ``emotionkit_labels``, ``emotionkit_temperature``,
+``emotionkit_preprocessor``, ``emotionkit_labels``, ``emotionkit_temperature``, ``emotionkit_heads`` (extra
+output heads after the labels' columns, :mod:`emotionkit.heads`),
 ``emotionkit_backbone``, ``emotionkit_backbone_config``, ``emotionkit_weights_digest``
 (:func:`weights_digest` of the exported weights), ``emotionkit_flip_tta``.
 Probabilities are ``softmax(logits / temperature)``; where ``emotionkit_flip_tta`` is true, the model was
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from .exceptions import MissingDependencyError
+from .heads import heads_to_dict
 from .inference import HasInference, InferenceModel, inference_of
 
 __all__ = [
@@ -112,6 +114,7 @@ def _metadata(core: InferenceModel) -> dict[str, str]:
         "labels": list(core.labels),
         "temperature": core.temperature,
         "flip_tta": core.flip_tta,
+        "heads": heads_to_dict(core.heads),
         "preprocessor": core.preprocessor.to_dict(),
         "weights_digest": weights_digest(core.model),
     }

@@ -24,6 +24,7 @@ from torch import nn
 
 from .devices import resolve_device
 from .exceptions import IncompatibleComponentsError
+from .heads import OutputHead, head_columns, output_width, parse_heads
 from .types import EMOTIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,6 +209,10 @@ class InferenceModel:
         Flip test-time augmentation: :meth:`logits` averages each face's logits with its mirror
         image's (twice the classifier's work). A saved model says whether it was calibrated and
         scored that way (``"flip_tta"`` in its ``config.json``).
+    heads : mapping, optional
+        Extra output heads after the model's own classes (:mod:`emotionkit.heads`): head name to an
+        :class:`~emotionkit.heads.OutputHead` or its JSON form. The backbone then has
+        ``len(labels) + sum(len(head.labels))`` outputs; :meth:`logits` returns one head's columns.
 
     Raises
     ------
@@ -237,6 +242,7 @@ class InferenceModel:
         device: str | torch.device | None = None,
         spec: BackboneSpec | None = None,
         flip_tta: bool = False,
+        heads: Mapping[str, Any] | None = None,
     ) -> None:
         self.backbone_config = dict(backbone_config or {})
         in_channels = self.backbone_config.get("in_channels", first_conv_channels(backbone))
@@ -255,6 +261,9 @@ class InferenceModel:
         self.temperature = float(temperature)
         #: Whether :meth:`logits` averages each face with its mirror image (flip test-time augmentation).
         self.flip_tta = bool(flip_tta)
+        #: Extra output heads after :attr:`labels`' columns, in column order (:mod:`emotionkit.heads`).
+        self.heads: dict[str, OutputHead] = parse_heads(heads)
+        self._head: str | None = None
         #: The torch backbone's runtime; explanations and export always use it.
         self.torch_runtime = TorchRuntime(backbone, device)
         #: What :meth:`logits` runs: :attr:`torch_runtime` unless :meth:`use_runtime` installed another.
@@ -300,7 +309,74 @@ class InferenceModel:
         """
         return self.torch_runtime.prepare(x)
 
-    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None) -> torch.Tensor:
+    @property
+    def head(self) -> str | None:
+        """The output head :meth:`probabilities` answers with: ``None`` (default) for :attr:`labels`, else one of
+        :attr:`heads` (e.g. ``"ferplus"``: what the FER+ crowd would say). Setting an unknown head raises
+        :class:`~emotionkit.exceptions.InvalidOptionError`."""
+        return self._head
+
+    @head.setter
+    def head(self, value: str | None) -> None:
+        head_columns(self.labels, self.heads, value)  # refuses an unknown head, naming the model's
+        self._head = value
+
+    @property
+    def active_labels(self) -> tuple[str, ...]:
+        """Class names of :attr:`head`, the columns of :meth:`probabilities`."""
+        return self.head_labels(self._head)
+
+    @property
+    def active_columns(self) -> slice:
+        """The backbone's output columns of :attr:`head` (what an explainer's target indexes into)."""
+        return head_columns(self.labels, self.heads, self._head)
+
+    @property
+    def outputs(self) -> int:
+        """Columns of the backbone's output: :attr:`labels` and every extra head's."""
+        return output_width(self.labels, self.heads)
+
+    def head_labels(self, head: str | None = None) -> tuple[str, ...]:
+        """Class names of ``head`` (``None``: the model's own, :attr:`labels`).
+
+        Parameters
+        ----------
+        head : str, optional
+            One of :attr:`heads`.
+
+        Returns
+        -------
+        tuple of str
+
+        Raises
+        ------
+        InvalidOptionError
+            Not one of the model's heads.
+        """
+        head_columns(self.labels, self.heads, head)  # refuses an unknown head
+        return self.labels if head is None else self.heads[head].labels
+
+    def head_temperature(self, head: str | None = None) -> float:
+        """Softmax temperature of ``head`` (``None``: :attr:`temperature`).
+
+        Parameters
+        ----------
+        head : str, optional
+            One of :attr:`heads`.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        InvalidOptionError
+            Not one of the model's heads.
+        """
+        head_columns(self.labels, self.heads, head)
+        return self.temperature if head is None else self.heads[head].temperature
+
+    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None, head: str | None = None) -> torch.Tensor:
         """Run the runtime on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
 
         Parameters
@@ -309,21 +385,39 @@ class InferenceModel:
             Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
         flip_tta : bool, optional
             Average each face's logits with its mirror image's; ``None`` (default) follows :attr:`flip_tta`.
+        head : str, optional
+            An extra head's columns (one of :attr:`heads`, e.g. ``"ferplus"``); ``None`` (default): the
+            model's own classes, :attr:`labels`.
 
         Returns
         -------
         torch.Tensor
-            ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
+            ``(N, len(head_labels(head)))`` float32 logits, before the temperature and the softmax.
+
+        Raises
+        ------
+        InvalidOptionError
+            ``head`` is not one of the model's heads.
         """
+        columns = head_columns(self.labels, self.heads, head)
         if x.shape[0] == 0:
-            return torch.empty((0, len(self.labels)))
+            return torch.empty((0, columns.stop - columns.start))
         if not (self.flip_tta if flip_tta is None else flip_tta):
-            return self.runtime(x)
-        both = self.runtime(torch.cat([x, torch.flip(x, dims=[3])]))  # one pass over faces and mirrors
-        return (both[: x.shape[0]] + both[x.shape[0] :]) / 2.0
+            out = self.runtime(x)
+        else:
+            both = self.runtime(torch.cat([x, torch.flip(x, dims=[3])]))  # one pass over faces and mirrors
+            out = (both[: x.shape[0]] + both[x.shape[0] :]) / 2.0
+        if out.shape[1] != self.outputs:
+            raise IncompatibleComponentsError(
+                f"The {self.runtime.name} runtime gave {out.shape[1]} outputs per face, but this model has "
+                f"{self.outputs} ({len(self.labels)} labels"
+                + "".join(f" + {len(h.labels)} of head {n!r}" for n, h in self.heads.items())
+                + "). The runtime was made from another model: export or attach this model's own."
+            )
+        return out[:, columns]
 
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
-        """Return ``softmax(logits / temperature)`` of preprocessed faces.
+        """Return ``softmax(logits / temperature)`` of preprocessed faces, from the output :attr:`head`.
 
         Parameters
         ----------
@@ -333,9 +427,11 @@ class InferenceModel:
         Returns
         -------
         numpy.ndarray
-            ``(N, len(labels))`` float32; columns follow :attr:`labels`.
+            ``(N, len(active_labels))`` float32; columns follow :attr:`active_labels` (:attr:`labels`
+            unless :attr:`head` is set), with that head's temperature.
         """
-        return torch.softmax(self.logits(x) / self.temperature, dim=1).numpy()
+        head = self._head
+        return torch.softmax(self.logits(x, head=head) / self.head_temperature(head), dim=1).numpy()
 
 
 @runtime_checkable
@@ -430,7 +526,22 @@ class InferenceAttributes:
     def flip_tta(self, value: bool) -> None:
         self.inference.flip_tta = bool(value)
 
-    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None) -> torch.Tensor:
+    @property
+    def heads(self) -> dict[str, OutputHead]:
+        """Extra output heads (e.g. ``"ferplus"``), in column order; empty for a one-head model."""
+        return self.inference.heads
+
+    @property
+    def head(self) -> str | None:
+        """The output head that predictions answer with: ``None`` for :attr:`labels` (FER-2013's for the bundled
+        models), or one of :attr:`heads`: ``rec.head = "ferplus"`` gives what the FER+ crowd would say."""
+        return self.inference.head
+
+    @head.setter
+    def head(self, value: str | None) -> None:
+        self.inference.head = value
+
+    def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None, head: str | None = None) -> torch.Tensor:
         """Run the backbone on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
 
         Parameters
@@ -439,10 +550,12 @@ class InferenceAttributes:
             Faces as :attr:`preprocessor` makes them (``preprocessor.faces`` or ``preprocessor.crops``).
         flip_tta : bool, optional
             Average each face's logits with its mirror image's; ``None`` (default) follows :attr:`flip_tta`.
+        head : str, optional
+            One of :attr:`heads` (e.g. ``"ferplus"``); ``None`` (default): the model's own classes.
 
         Returns
         -------
         torch.Tensor
             ``(N, len(labels))`` float32 logits, before the temperature and the softmax.
         """
-        return self.inference.logits(x, flip_tta=flip_tta)
+        return self.inference.logits(x, flip_tta=flip_tta, head=head)

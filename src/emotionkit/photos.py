@@ -66,7 +66,9 @@ def predict_photos(
     if sum(counts):
         probs = core.probabilities(torch.cat(crops))
         ends = np.cumsum(counts).tolist()
-        results = [face_results(d, probs[end - n : end], core.labels) for d, n, end in zip(detections, counts, ends)]
+        results = [
+            face_results(d, probs[end - n : end], core.active_labels) for d, n, end in zip(detections, counts, ends)
+        ]
     good = iter(results)
     return BatchResults([[] if i in failed else next(good) for i in range(len(images))], failed)
 
@@ -102,7 +104,10 @@ def explain_photo(
     if not detections:
         return []
     probs, maps = explain_tensor(core, explainer, core.preprocessor.crops(array, detections), target)
-    return [replace(face, heatmap=heatmap) for face, heatmap in zip(face_results(detections, probs, core.labels), maps)]
+    return [
+        replace(face, heatmap=heatmap)
+        for face, heatmap in zip(face_results(detections, probs, core.active_labels), maps)
+    ]
 
 
 def read_batch(

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .exceptions import InvalidOptionError, NoBundledWeightsError, UnknownModelError, suggest
+from .heads import heads_to_dict, output_width, parse_heads
 from .inference import InferenceModel
 from .interfaces import BackboneSpec, FaceDetector
 from .registry import list_plugins, load_plugin
@@ -286,7 +287,8 @@ def load_inference(model: PretrainedModel, *, device: str | torch.device | None 
     spec = model.backbone_spec()
 
     def build(config: dict[str, Any]) -> nn.Module:
-        return build_backbone(spec, config.get("backbone_config"), num_classes=len(model.labels))
+        width = output_width(model.labels, parse_heads(config.get("heads")))  # extra heads follow the labels
+        return build_backbone(spec, config.get("backbone_config"), num_classes=width)
 
     saved = read_model_directory(model.path, model.sha256, build=build)  # damaged files: an EmotionKitError
     core = InferenceModel(
@@ -299,6 +301,7 @@ def load_inference(model: PretrainedModel, *, device: str | torch.device | None 
         device=device,
         spec=spec,
         flip_tta=bool(model.config.get("flip_tta", False)),
+        heads=saved.config.get("heads"),
     )
     return core
 
@@ -335,6 +338,7 @@ def save_inference(
         "labels": list(core.labels),
         "temperature": core.temperature,
         "flip_tta": core.flip_tta,
+        **({"heads": heads_to_dict(core.heads)} if core.heads else {}),
         "weights_sha256": digest,
         "num_params": sum(p.numel() for p in core.model.parameters()),
         "meta": dict(meta),

@@ -56,6 +56,9 @@ class EmotionRecognizer(InferenceAttributes):
     flip_tta : bool, default False
         Average each face's logits with its mirror image's (flip test-time augmentation; see
         :attr:`flip_tta`).
+    heads : mapping, optional
+        Extra output heads after ``labels``' columns, such as ``"ferplus"`` (:mod:`emotionkit.heads`);
+        read with ``logits(x, head=...)`` / ``inference.probabilities(x, head=...)``.
 
     Raises
     ------
@@ -76,6 +79,7 @@ class EmotionRecognizer(InferenceAttributes):
         device: str | torch.device | None = None,
         meta: Mapping[str, Any] | None = None,
         flip_tta: bool = False,
+        heads: Mapping[str, Any] | None = None,
     ) -> None:
         #: The inference core: backbone, preprocessing, labels, temperature and logits runtime.
         self.inference = InferenceModel(
@@ -87,6 +91,7 @@ class EmotionRecognizer(InferenceAttributes):
             temperature=temperature,
             device=device,
             flip_tta=flip_tta,
+            heads=heads,
         )
         self.detector, self.meta, self._whole_image = detector, dict(meta or {}), WholeImageDetector()
         #: What :meth:`from_pretrained` resolved (directory, config, backbone spec, weights); ``None`` when composed.
@@ -116,6 +121,7 @@ class EmotionRecognizer(InferenceAttributes):
         detector_options: Mapping[str, Any] | None = None,
         runtime: Literal["auto", "torch", "onnx"] = "auto",
         flip_tta: bool | None = None,
+        head: str | None = None,
     ) -> EmotionRecognizer:
         """Load bundled weights by backbone name, or a directory written by :meth:`save_pretrained`.
 
@@ -143,6 +149,10 @@ class EmotionRecognizer(InferenceAttributes):
             Average each face with its mirror image (flip test-time augmentation, twice the classifier's
             work); ``None`` (default) does what the model was calibrated and scored with (``"flip_tta"``
             in its ``config.json``; its card says which).
+        head : str, optional
+            Answer with one of the model's extra output heads (:attr:`heads`): ``"ferplus"`` gives what
+            the FER+ crowd would say a face shows, where the model has that head; ``None`` (default): the
+            model's own labels (FER-2013's for the bundled models).
 
         Returns
         -------
@@ -152,6 +162,8 @@ class EmotionRecognizer(InferenceAttributes):
         ------
         UnknownModelError
             Neither a registered backbone nor a saved directory (lists the choices).
+        InvalidOptionError
+            ``head`` is not one of the model's heads.
         NoBundledWeightsError
             The backbone exists but ships no weights.
         ChecksumMismatchError
@@ -169,6 +181,7 @@ class EmotionRecognizer(InferenceAttributes):
         core = pretrained.load_inference(resolved, device=device)
         if flip_tta is not None:
             core.flip_tta = bool(flip_tta)
+        core.head = head
         rec = cls._from_inference(core, pretrained.build_detector(detector, device, detector_options), resolved)
         if runtime == "onnx":
             from .export import attach_onnx

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import EmotionKitError, EmotionKitWarning, InvalidWeightsError, UnknownModelError
+from .exceptions import EmotionKitError, EmotionKitWarning, InvalidOptionError, InvalidWeightsError, UnknownModelError
+from .heads import parse_heads
 from .preprocessing import FacePreprocessor
 from .types import EMOTIONS
 from .weights import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, load_weights
@@ -80,6 +81,10 @@ def _check_config(config: Any, path: Path) -> dict[str, Any]:
         problems.append(f"'temperature' must be a positive number, got {temperature!r}")
     if not isinstance(config.get("flip_tta", False), bool):
         problems.append(f"'flip_tta' must be true or false, got {config.get('flip_tta')!r}")
+    try:
+        parse_heads(config.get("heads"))
+    except InvalidOptionError as exc:
+        problems.append(str(exc).rstrip("."))
     digest = config.get("weights_sha256")
     if digest is not None and not isinstance(digest, str):
         problems.append(f"'weights_sha256' must be 64 hex digits, got {digest!r}")

@@ -35,6 +35,17 @@ def detector_options(text: str) -> dict:
     return options
 
 
+def add_head_flag(p: argparse.ArgumentParser) -> None:
+    """Add ``--head NAME`` (``args.head``: ``None`` answers with the model's own labels)."""
+    p.add_argument(
+        "--head",
+        default=None,
+        metavar="NAME",
+        help="answer with one of the model's extra output heads, e.g. ferplus (what the FER+ crowd would say a "
+        "face shows), where it has one; default: its own labels (FER-2013's for the bundled models)",
+    )
+
+
 def add_flip_tta_flag(p: argparse.ArgumentParser) -> None:
     """Add ``--flip-tta`` / ``--no-flip-tta`` (``args.flip_tta``: ``None`` keeps the model's own choice)."""
     p.add_argument(

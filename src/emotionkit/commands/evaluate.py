@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import add_head_flag
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``evaluate``."""
@@ -45,6 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-plots", action="store_true", help="JSON and Markdown only")
     p.add_argument("--threads", type=int, default=None)
+    add_head_flag(p)
     return p
 
 
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         source=source,
         model=name,
         extra={"duplicates": duplicates} if duplicates else None,
+        head=args.head,
     )
     out = Path(args.out) if args.out else (model_path if is_dir else Path(f"eval-{name}"))
     history_path = model_path / "history.json"
@@ -144,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "model": name,
                 "split": split,
+                **({"head": args.head} if args.head else {}),
                 "n": report["n"],
                 "accuracy": report["accuracy"],
                 "macro_f1": report["macro_f1"],

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return _export_int8(rec, args)
     data = export_onnx(rec, args.out, opset=args.opset)
     height, width = rec.preprocessor.size  # type: ignore[misc]
-    summary = f"wrote {args.out} ({len(data) / 1e6:.1f} MB): faces (batch, {rec.preprocessor.channels}, {height}, {width}) -> logits (batch, {len(rec.labels)})"
+    summary = f"wrote {args.out} ({len(data) / 1e6:.1f} MB): faces (batch, {rec.preprocessor.channels}, {height}, {width}) -> logits (batch, {rec.inference.outputs})"
     if importlib.util.find_spec("onnxruntime") is not None:
         x = torch.rand(5, rec.preprocessor.channels, height, width, generator=torch.Generator().manual_seed(0))
         if any(m != 0 for m in rec.preprocessor.mean) or any(s != 1 for s in rec.preprocessor.std):
@@ -105,7 +105,7 @@ def _export_int8(rec: Any, args: argparse.Namespace) -> int:
     height, width = rec.preprocessor.size
     print(
         f"wrote {args.out} ({len(quantized) / 1e6:.1f} MB, int8; float32 was {len(float_model) / 1e6:.1f} MB): faces "
-        f"(batch, {rec.preprocessor.channels}, {height}, {width}) -> logits (batch, {len(rec.labels)}); calibrated on "
+        f"(batch, {rec.preprocessor.channels}, {height}, {width}) -> logits (batch, {rec.inference.outputs}); calibrated on "
         f"{n_cal} validation faces; on {len(labels)} other validation faces: top-1 agreement with float32 {agree:.4f}, "
         f"accuracy float32 {acc32:.4f} int8 {acc8:.4f}, max |probability difference| {(p32 - p8).abs().max().item():.3f}"
     )

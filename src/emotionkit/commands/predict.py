@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EmotionKitError, InvalidImageError, one_line
-from . import add_flip_tta_flag, detector_options
+from . import add_flip_tta_flag, add_head_flag, detector_options
 
 #: Photos classified per batch (one detector batch per image size, one classifier pass per batch).
 CHUNK = 8
@@ -32,6 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="also classify the bundled sample photo (NASA, public domain)")
     p.add_argument("--model", default=None, help="bundled model name or a saved model directory (default: mobilenetv2)")
     add_flip_tta_flag(p)
+    add_head_flag(p)
     p.add_argument(
         "--detector", default="yunet", help="face detector: yunet (default), mtcnn, or none for pre-cropped faces"
     )
@@ -102,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
     outputs = _outputs(args.out, images)
     options = detector_options(args.detector_options)
     recognizer = EmotionRecognizer.from_pretrained(
-        args.model, detector=args.detector, device=args.device, flip_tta=args.flip_tta, detector_options=options
+        args.model,
+        detector=args.detector,
+        device=args.device,
+        flip_tta=args.flip_tta,
+        detector_options=options,
+        head=args.head,
     )
     report: list[dict[str, Any]] = []
     failed: list[str] = []

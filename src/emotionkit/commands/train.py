@@ -75,6 +75,11 @@ CONFIG_FLAGS: dict[str, dict[str, Any]] = {
         "metavar": "W",
         "help": "share of the FER+ votes in each target: 0 labels only, 1 votes only (default %(default)s)",
     },
+    "ferplus_head": {
+        "metavar": "W",
+        "help": "weight of a second output head, 'ferplus', trained on the FER+ vote distribution beside the "
+        "FER-2013 head (needs --soft-targets ferplus; 0: no such head; default %(default)s)",
+    },
 }
 
 
@@ -408,6 +413,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     soft = _ferplus_targets(args.data, splits.train) if args.soft_targets == "ferplus" else None
+    val_soft = _ferplus_targets(args.data, splits.val) if config.ferplus_head > 0 else None
     if not main_process:  # rank 0 writes the data description, the report and the result
         trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft)
         return 0
@@ -422,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{splits.method} split, class distribution:\n{table}\nduplicates: {splits.duplicates}", file=sys.stderr)
 
-    summary = trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft)
+    summary = trainer.fit(splits.train, splits.val, resume=args.resume, soft_targets=soft, val_soft_targets=val_soft)
     result: dict[str, Any] = {
         "out": args.out,
         "best_epoch": summary["best_epoch"],

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EmotionKitError
-from . import add_flip_tta_flag
+from . import add_flip_tta_flag, add_head_flag
 
 
 class VideoUsageError(EmotionKitError, ValueError):
@@ -61,6 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=8, help="frames averaged by --smooth window (default: 8)")
     p.add_argument("--model", default=None, help="bundled model name or saved model directory (default: mobilenetv2)")
     add_flip_tta_flag(p)
+    add_head_flag(p)
     p.add_argument("--detector", default="yunet", help="face detector (default: yunet; or mtcnn)")
     p.add_argument("--detector-options", default="{}", help="detector options as JSON, e.g. '{\"max_side\": 640}'")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         detector=args.detector,
         device=args.device,
         flip_tta=args.flip_tta,
+        head=args.head,
         detector_options=detector_options,
     )
     source = args.camera if args.camera is not None else args.input

@@ -161,7 +161,7 @@ def checked_explainer(model: InferenceModel, method: str, target: str | None, **
         As :func:`get_explainer` and :func:`resolve_targets`.
     """
     explainer = get_explainer(method, model.backbone, **options)
-    resolve_targets(target, model.labels, [])
+    resolve_targets(target, model.active_labels, [])
     return explainer
 
 
@@ -187,8 +187,9 @@ def explain_tensor(
         ``(N, classes)`` probabilities and ``(N, h, w)`` heatmaps in [0, 1].
     """
     probs = model.probabilities(x)
-    targets = resolve_targets(target, model.labels, [int(i) for i in probs.argmax(axis=1)])
-    return probs, explainer(model.model, model.prepare(x), targets)
+    targets = resolve_targets(target, model.active_labels, [int(i) for i in probs.argmax(axis=1)])
+    offset = model.active_columns.start  # the output head's columns in the network's output
+    return probs, explainer(model.model, model.prepare(x), [t + offset for t in targets])
 
 
 def explain_faces(

@@ -217,6 +217,8 @@ def _keras_twin_from_directory(
     resolved: PretrainedModel, *, output: str, temperature: float | None, name: str | None
 ) -> keras.Model:
     """The Keras twin of a resolved model directory, holding its (checksum-verified) weights."""
+    from ..heads import own_head_state, parse_heads
+
     config = resolved.config
     return _keras_twin(
         config["backbone"],
@@ -224,7 +226,7 @@ def _keras_twin_from_directory(
         resolved.labels,
         float(config.get("temperature", 1.0)) if temperature is None else temperature,
         resolved.preprocessor_config(),
-        resolved.state_dict(),
+        own_head_state(resolved.state_dict(), resolved.labels, parse_heads(config.get("heads"))),
         output=output,
         name=name,
     )

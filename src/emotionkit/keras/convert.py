@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import IncompatibleComponentsError
+from ..heads import own_head_state
 from ..types import EMOTIONS
 from ._core import import_keras, model_info, torch_config, triton_would_crash
 from ._transfer import (
@@ -102,7 +103,7 @@ def from_recognizer(
         recognizer.labels,
         recognizer.temperature if temperature is None else temperature,
         recognizer.preprocessor.to_dict(),
-        recognizer.model.state_dict(),
+        own_head_state(recognizer.model.state_dict(), recognizer.labels, recognizer.heads),  # a twin: own labels
         output=output,
         name=name,
     )

@@ -98,6 +98,11 @@ class TrainConfig:
         (:mod:`emotionkit.training.soft_targets`); ``fit`` takes the distributions.
     soft_target_weight : float
         Share of the vote distribution in each target (0: labels only, 1: votes only).
+    ferplus_head : float
+        Weight of a second output head, ``"ferplus"`` (:mod:`emotionkit.heads`), trained against the
+        FER+ vote distribution beside the model's own FER-2013 head; 0 (default): no such head. Needs
+        ``soft_targets="ferplus"``, which brings the distributions (``soft_target_weight`` still mixes
+        them into the first head's targets; 0 keeps those FER-2013's labels alone).
     recalibrate_bn : bool
         After training, re-estimate the best epoch's batch-norm statistics on the un-augmented
         training images, and keep them when the validation score does not drop (see
@@ -142,6 +147,7 @@ class TrainConfig:
     recalibrate_bn: bool = True
     soft_targets: str | None = None
     soft_target_weight: float = 0.5
+    ferplus_head: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict.

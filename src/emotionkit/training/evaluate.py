@@ -28,7 +28,12 @@ def _label_map(data: FaceDataset, labels: tuple[str, ...]) -> np.ndarray:
 
 
 def predict_dataset(
-    recognizer: EmotionRecognizer, data: FaceDataset, *, tta_flip: bool | None = None, batch_size: int = 512
+    recognizer: EmotionRecognizer,
+    data: FaceDataset,
+    *,
+    tta_flip: bool | None = None,
+    batch_size: int = 512,
+    head: str | None = None,
 ) -> np.ndarray:
     """Return the logits ``(N, K)`` of every face in ``data`` (preprocessed as the model was trained).
 
@@ -43,17 +48,20 @@ def predict_dataset(
         (``recognizer.flip_tta``).
     batch_size : int, default 512
         Faces per forward pass.
+    head : str, optional
+        An extra output head (``recognizer.heads``, e.g. ``"ferplus"``); ``None``: the model's own classes.
 
     Returns
     -------
     numpy.ndarray
-        ``(N, K)`` float32 logits, before the temperature; columns follow ``recognizer.labels``.
+        ``(N, K)`` float32 logits, before the temperature; columns follow that head's labels.
     """
     chunks = []
     for start in range(0, len(data), 2048):
         x = recognizer.preprocessor.faces(data.images[start : start + 2048])
-        chunks.append(predict_logits(recognizer, x, batch_size=batch_size, tta_flip=tta_flip))
-    return np.concatenate(chunks) if chunks else np.empty((0, len(recognizer.labels)), np.float32)
+        chunks.append(predict_logits(recognizer, x, batch_size=batch_size, tta_flip=tta_flip, head=head))
+    width = len(recognizer.inference.head_labels(head))
+    return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
 
 
 def evaluate(
@@ -65,6 +73,7 @@ def evaluate(
     source: str | None = None,
     model: str | None = None,
     extra: dict[str, Any] | None = None,
+    head: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on labelled faces.
 
@@ -84,6 +93,10 @@ def evaluate(
         Names recorded in the report (which part, which data file or folder, which model).
     extra : dict, optional
         More fields for the report (e.g. the duplicates dropped).
+    head : str, optional
+        Score an extra output head (``recognizer.heads``, e.g. ``"ferplus"`` against FER+ majority
+        labels) with its own labels and temperature; ``None`` (default): the model's own classes.
+        The report's ``head`` says which.
 
     Returns
     -------
@@ -98,6 +111,8 @@ def evaluate(
     ------
     IncompatibleComponentsError
         The data has classes the model does not predict.
+    InvalidOptionError
+        ``head`` is not one of the model's heads.
 
     Examples
     --------
@@ -109,13 +124,14 @@ def evaluate(
     >>> report["n"], sum(map(sum, report["confusion"]))
     (4, 4)
     """
-    labels = tuple(recognizer.labels)
+    labels = tuple(recognizer.inference.head_labels(head))
+    temperature = recognizer.inference.head_temperature(head)
     y = _label_map(data, labels)[data.labels]
     start = time.perf_counter()
     with torch.inference_mode():
-        logits = predict_dataset(recognizer, data, tta_flip=tta_flip)
+        logits = predict_dataset(recognizer, data, tta_flip=tta_flip, head=head)
     seconds = time.perf_counter() - start
-    metrics = classification_metrics(y, softmax(logits, recognizer.temperature), labels)
+    metrics = classification_metrics(y, softmax(logits, temperature), labels)
     report: dict[str, Any] = {
         "model": model,
         "backbone": recognizer.backbone_name,
@@ -123,7 +139,8 @@ def evaluate(
         "data": source,
         "split": split,
         "tta_flip": bool(recognizer.flip_tta if tta_flip is None else tta_flip),
-        "temperature": recognizer.temperature,
+        "head": head,
+        "temperature": temperature,
         "labels": list(labels),
         **metrics,
         "ece_uncalibrated": expected_calibration_error(softmax(logits), y),

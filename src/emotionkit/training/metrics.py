@@ -79,7 +79,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     logits : numpy.ndarray
         ``(N, K)`` validation logits.
     labels : numpy.ndarray
-        ``(N,)`` validation labels.
+        ``(N,)`` validation labels, or ``(N, K)`` target distributions (e.g. FER+ votes): the NLL is
+        then the cross-entropy against them.
 
     Returns
     -------
@@ -89,7 +90,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     import torch
 
     z = torch.as_tensor(logits, dtype=torch.float64)
-    y = torch.as_tensor(labels, dtype=torch.long)
+    soft = np.ndim(labels) == 2
+    y = torch.as_tensor(labels, dtype=torch.float64 if soft else torch.long)
     grid = torch.exp(torch.linspace(np.log(0.05), np.log(20.0), 400, dtype=torch.float64))
     nll = torch.stack([torch.nn.functional.cross_entropy(z / t, y) for t in grid])
     best = grid[int(torch.argmin(nll))]

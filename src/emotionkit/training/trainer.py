@@ -27,9 +27,11 @@ from torch import nn
 
 from ..data.fer2013 import FaceDataset
 from ..exceptions import IncompatibleComponentsError, InvalidDataError, InvalidOptionError, InvalidWeightsError
+from ..heads import FERPLUS_HEAD, OutputHead, match_heads, output_width
 from ..preprocessing import FacePreprocessor
 from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
+from ..types import EMOTIONS
 from .augment import RandomAffineFlip, augment_copies
 from .batchnorm import recalibrate_if_better
 from .config import TrainConfig
@@ -77,7 +79,12 @@ def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> n
 
 
 def predict_logits(
-    recognizer: EmotionRecognizer, x: torch.Tensor, *, batch_size: int = 512, tta_flip: bool | None = None
+    recognizer: EmotionRecognizer,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 512,
+    tta_flip: bool | None = None,
+    head: str | None = None,
 ) -> np.ndarray:
     """Logits of preprocessed faces ``(N, C, H, W)``, batched; with ``tta_flip`` averaged with the mirrored faces.
 
@@ -92,17 +99,20 @@ def predict_logits(
     tta_flip : bool, optional
         Average with the logits of the horizontally mirrored faces; ``None`` (default): as the model
         does (``recognizer.flip_tta``).
+    head : str, optional
+        An extra output head (``recognizer.heads``, e.g. ``"ferplus"``); ``None``: the model's own classes.
 
     Returns
     -------
     numpy.ndarray
-        ``(N, len(recognizer.labels))`` float32 logits.
+        ``(N, K)`` float32 logits of that head.
     """
     out = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
-        out.append(recognizer.logits(xb, flip_tta=tta_flip).numpy())
-    return np.concatenate(out) if out else np.empty((0, len(recognizer.labels)), np.float32)
+        out.append(recognizer.logits(xb, flip_tta=tta_flip, head=head).numpy())
+    width = len(recognizer.inference.head_labels(head))
+    return np.concatenate(out) if out else np.empty((0, width), np.float32)
 
 
 @dataclass
@@ -135,6 +145,8 @@ class _FitRun:
     loss_sum: float = 0.0  # the current epoch's, in this process
     correct: int = 0
     seen: int = 0
+    head_targets: torch.Tensor | None = None  # the FER+ head's vote distributions (config.ferplus_head)
+    head_present: torch.Tensor | None = None  # faces that have them
 
 
 class Trainer:
@@ -170,6 +182,12 @@ class Trainer:
             raise InvalidOptionError(
                 f"epochs must be >= 1 (or 0 with init_from: finish trained weights without training); got "
                 f"{config.epochs}{'' if config.init_from else ' without init_from'}."
+            )
+        if config.ferplus_head < 0 or (config.ferplus_head > 0 and config.soft_targets != "ferplus"):
+            raise InvalidOptionError(
+                f"ferplus_head must be >= 0, and above 0 it needs soft_targets='ferplus' (the vote distributions "
+                f"its head learns; --soft-targets ferplus --soft-target-weight 0 leaves the first head on "
+                f"FER-2013's labels); got ferplus_head={config.ferplus_head}, soft_targets={config.soft_targets!r}."
             )
         if config.predict_flip not in ("no", "yes", "auto"):
             raise InvalidOptionError(
@@ -213,7 +231,10 @@ class Trainer:
             backbone_config["pretrained"] = True
         self.backbone_config = json.loads(json.dumps(backbone_config))  # JSON-normal form (tuples -> lists)
         torch.manual_seed(config.seed)
-        self.model = build_backbone(config.backbone, backbone_config)
+        #: Extra output heads the run trains (``"ferplus"`` with ``config.ferplus_head``), after the seven classes.
+        self.heads = {FERPLUS_HEAD: OutputHead(EMOTIONS)} if config.ferplus_head > 0 else {}
+        self._val_soft_targets: tuple[np.ndarray, np.ndarray] | None = None  # fit()'s, for the FER+ head's temperature
+        self.model = build_backbone(config.backbone, backbone_config, num_classes=output_width(EMOTIONS, self.heads))
         self.backbone_config.pop("pretrained", None)
         self._init_weights: dict[str, Any] | None = None
         self._resized_from: list[int] | None = None
@@ -251,6 +272,7 @@ class Trainer:
                 "'size' in --preprocessing and 'image_size' in --config)."
             )
         state = {k: v.float() if v.is_floating_point() else v for k, v in source.model.state_dict().items()}
+        state = match_heads(state, self.model.state_dict(), source.inference, EMOTIONS, self.heads)
         try:
             self.model.load_state_dict(state)
         except RuntimeError as exc:  # only a new input size gets here: some tensor's shape follows it
@@ -275,6 +297,7 @@ class Trainer:
             temperature=temperature,
             meta=meta,
             flip_tta=flip_tta,
+            heads=self.heads,
         )
 
     def _tensors(self, data: FaceDataset) -> torch.Tensor:
@@ -309,6 +332,7 @@ class Trainer:
         *,
         resume: bool = False,
         soft_targets: tuple[np.ndarray, np.ndarray] | None = None,
+        val_soft_targets: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """Train, keeping the best epoch by validation macro-F1 then accuracy.
 
@@ -322,6 +346,9 @@ class Trainer:
             With ``config.soft_targets``: ``(len(train), K)`` distributions over the classes
             (e.g. :func:`~emotionkit.data.ferplus.vote_distribution`) and the ``(len(train),)`` mask
             of faces that have one; mixed with the labels by ``config.soft_target_weight``.
+        val_soft_targets : (numpy.ndarray, numpy.ndarray), optional
+            The same for the validation faces: with ``config.ferplus_head``, the FER+ head's temperature is
+            fitted on them (kept when its ECE against their majority does not rise); else it stays 1.
 
         Returns
         -------
@@ -355,6 +382,7 @@ class Trainer:
                 break
         if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
             return {"history": run.state["history"], "best_epoch": run.state["best_epoch"], "rank": self.group.rank}
+        self._val_soft_targets = val_soft_targets
         return self._calibrate_and_save_best(
             run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason
         )
@@ -416,7 +444,7 @@ class Trainer:
             (self.out / "train_config.json").write_text(json.dumps(record, indent=2) + "\n")
         show_progress = self.group.is_main and (cfg.progress if cfg.progress is not None else sys.stderr.isatty())
         train_model = self.group.wrap(model)  # after a resume, so every rank starts from the checkpoint
-        return _FitRun(
+        run = _FitRun(
             x_train,
             y_train,
             targets,
@@ -440,6 +468,11 @@ class Trainer:
             ckpt_path,
             show_progress,
         )
+        if self.heads and soft_targets is not None:  # copies (if any) follow the originals: tile alike
+            copies = len(train) // n_plain
+            run.head_targets = torch.as_tensor(soft_targets[0], dtype=torch.float32).repeat(copies, 1)
+            run.head_present = torch.as_tensor(soft_targets[1], dtype=torch.bool).repeat(copies)
+        return run
 
     def _train_epoch(self, run: _FitRun) -> bool:
         """One pass over the training faces; the epoch's loss and accuracy go to ``run``. True when the time
@@ -497,6 +530,7 @@ class Trainer:
             for group in run.opt.param_groups:
                 group["lr"] = cfg.lr * factor * lr_scale
         logits = run.train_model(xb)
+        logits, head_loss = self._head_loss(run, logits, idx)
         if run.targets is not None:
             weight = None if run.loss_weight is None else run.loss_weight[yb]
             loss = soft_cross_entropy(logits, run.targets[idx], weight)
@@ -506,6 +540,8 @@ class Trainer:
             t = cfg.distill_temperature
             kd = distillation_loss(logits, run.teacher.soft_targets(xb, t), t)
             loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+        if head_loss is not None:
+            loss = loss + cfg.ferplus_head * head_loss
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -515,6 +551,18 @@ class Trainer:
         run.loss_sum += float(loss.detach()) * idx.numel()
         run.correct += int((logits.argmax(1) == yb).sum())
         run.seen += idx.numel()
+
+    def _head_loss(
+        self, run: _FitRun, logits: torch.Tensor, idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Split the network's output into the seven classes' logits and the FER+ head's loss (``None`` without)."""
+        if not self.heads or run.head_targets is None or run.head_present is None:
+            return logits, None
+        own, head = logits[:, : len(EMOTIONS)], logits[:, len(EMOTIONS) :]
+        present = run.head_present[idx]
+        if not bool(present.any()):
+            return own, head.sum() * 0.0  # keeps every process's graph the same shape
+        return own, soft_cross_entropy(head[present], run.head_targets[idx][present])
 
     def _end_epoch(self, run: _FitRun, epoch_start: float) -> None:
         """Evaluate on the validation faces, keep the best epoch, step the plateau schedule, log, checkpoint."""
@@ -604,6 +652,8 @@ class Trainer:
             **({"batchnorm": batchnorm} if batchnorm else {}),
             **({"flip_tta": flip} if flip else {}),
         }
+        if self.heads:
+            meta["heads_calibration"] = self._calibrate_heads(best, x_val)
         if self._init_weights is not None:
             meta["training"]["init_weights"] = self._init_weights
         if self._resized_from is not None:
@@ -629,6 +679,32 @@ class Trainer:
             )
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _calibrate_heads(self, best: EmotionRecognizer, x_val: torch.Tensor) -> dict[str, Any]:
+        """Fit the FER+ head's temperature on the validation faces' vote distributions (when given); set it."""
+        given = self._val_soft_targets
+        if given is None:
+            return {FERPLUS_HEAD: {"split": None, "temperature": 1.0, "kept": False, "why": "no validation votes"}}
+        distribution, present = given
+        logits = predict_logits(best, x_val, head=FERPLUS_HEAD)[present]
+        target = distribution[present]
+        fitted = fit_temperature(logits, target)
+        majority = target.argmax(1)
+        before = classification_metrics(majority, softmax(logits), EMOTIONS)["ece"]
+        after = classification_metrics(majority, softmax(logits, fitted), EMOTIONS)["ece"]
+        kept = after <= before
+        self.heads = {FERPLUS_HEAD: OutputHead(EMOTIONS, fitted if kept else 1.0)}
+        return {
+            FERPLUS_HEAD: {
+                "split": "validation",
+                "faces": int(present.sum()),
+                "temperature": self.heads[FERPLUS_HEAD].temperature,
+                "fitted_temperature": fitted,
+                "kept": kept,
+                "ece_before": before,
+                "ece_after": after,
+            }
+        }
 
     def _choose_flip(
         self, best: EmotionRecognizer, x_val: torch.Tensor, y_val: np.ndarray, classes: tuple[str, ...]

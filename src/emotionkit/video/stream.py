@@ -130,7 +130,7 @@ class VideoStream(Iterator[FrameResult]):
     def _run(self) -> Generator[FrameResult, None, None]:
         core = self.recognizer.inference
         detector = self.recognizer.face_detector
-        labels = core.labels
+        labels = core.active_labels
         carried: list[tuple[int, Detection]] = []
         try:
             for frame in self._reader:
