@@ -234,3 +234,41 @@ def test_the_cli_answers_with_the_asked_head(head_run, fer_faces, tmp_path, caps
     assert own["scores"] != pytest.approx(face["scores"], abs=1e-3)
     assert main(["predict", str(path), "--model", "cnn", "--detector", "none", "--head", "ferplus"]) == 2
     assert "no output head 'ferplus'" in capsys.readouterr().err
+
+
+def test_a_finish_that_adds_a_head_fits_only_that_head_on_frozen_features(tmp_path, fer_csv):
+    """`--init-from cnn --epochs 0 --ferplus-head 1`: the bundled cnn, every weight as it was, plus a fitted FER+ head."""
+    from emotionkit.cli import main
+    from emotionkit.data.fer2013 import read_fer2013
+
+    out = tmp_path / "probe"
+    argv = ["train", "--data", str(fer_csv), "--out", str(out), "--backbone", "cnn", "--init-from", "cnn"]
+    argv += ["--epochs", "0", "--limit", "600", "--threads", "1", "--no-report", "--no-progress"]
+    argv += ["--soft-targets", "ferplus", "--ferplus-head", "1.0", "--no-bn-recalibration"]
+    try:
+        assert main(argv) == 0
+    except FileNotFoundError:
+        pytest.skip("FER+ votes (ferplus/ferplus_votes.csv.gz) not found beside the FER-2013 CSV in EMOTIONKIT_DATA")
+    meta = json.loads((out / "config.json").read_text())["meta"]
+    assert meta["heads_fit"]["ferplus"]["method"] == "linear probe on frozen features"
+    assert meta["heads_fit"]["ferplus"]["faces"] > 400
+    bundled = EmotionRecognizer.from_pretrained("cnn", detector=None, runtime="torch", flip_tta=False)
+    probed = EmotionRecognizer.from_pretrained(out, detector=None, runtime="torch", flip_tta=False)
+    x = bundled.preprocessor.faces(read_fer2013(fer_csv, usage="PublicTest", limit=64).images)
+    assert torch.equal(probed.logits(x), bundled.logits(x))  # the FER-2013 head: untouched
+    assert not torch.allclose(probed.logits(x, head="ferplus"), bundled.logits(x), atol=0.1)
+    own = dict(bundled.model.state_dict())
+    for key, value in probed.model.state_dict().items():  # every other tensor: the bundled one
+        if value.shape == own[key].shape:
+            assert torch.equal(value.float(), own[key].float()), key
+
+
+def test_the_linear_probe_refuses_shapes_that_do_not_line_up():
+    from emotionkit.training.head_probe import fit_linear_head, output_layer
+
+    with pytest.raises(ValueError, match=r"\(N, D\) features and \(N, K\) targets"):
+        fit_linear_head(torch.zeros(4, 3), torch.zeros(5, 2), torch.zeros(2, 3), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"start must be \(2, 3\) and \(2,\)"):
+        fit_linear_head(torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(3, 3), torch.zeros(2))
+    with pytest.raises(ValueError, match="no linear layer with 14 outputs"):
+        output_layer(build_backbone("cnn"), 14)

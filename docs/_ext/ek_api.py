@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "emotionkit",
     "emotionkit.recognizer",
     "emotionkit.inference",
+    "emotionkit.heads",
     "emotionkit.photos",
     "emotionkit.pretrained",
     "emotionkit.types",

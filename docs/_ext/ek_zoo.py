@@ -111,7 +111,7 @@ def render() -> str:
             _num(pick(card, (f"{own}.macro_f1", *COLUMNS["macro_f1"])), ".3f"),
             _num(pick(card, (f"{own}.weighted_f1", *COLUMNS["weighted_f1"])), ".3f"),
             _num(pick(card, (f"{own}.ece", *COLUMNS["ece"])), ".3f"),
-            _pct(pick(card, COLUMNS["ferplus"])),
+            _pct(pick(card, COLUMNS["ferplus"])) + (" (FER+ head)" if card.get("heads", {}).get("ferplus") else ""),
             f"{size_mb:.2f} MB",
         ]
         rows.append("| " + " | ".join(cells) + " |")
@@ -123,7 +123,8 @@ def render() -> str:
         "(flip TTA, chosen on the validation split; `rec.flip_tta = False` turns it off); the duplicates-removed, "
         "F1, ECE and FER+ columns are scored that way. ECE after the temperature "
         "fitted on the validation split. FER+ labels: the same faces scored against the FER+ majority vote "
-        "(`benchmarks/accuracy.py` prints it for every model; — where the card predates it). "
+        "(`benchmarks/accuracy.py` prints it for every model; — where the card predates it), with the model's FER+ "
+        'output head where it has one (*FER+ head*: `from_pretrained(name, head="ferplus")`). '
         "Each model's full card follows the table."
     )
     return "\n".join(rows) + "\n\n" + legend + "\n\n" + "\n".join(cards)

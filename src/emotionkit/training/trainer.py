@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data.fer2013 import FaceDataset
 from ..exceptions import IncompatibleComponentsError, InvalidDataError, InvalidOptionError, InvalidWeightsError
-from ..heads import FERPLUS_HEAD, OutputHead, match_heads, output_width
+from ..heads import FERPLUS_HEAD, OutputHead, head_columns, match_heads, output_width
 from ..preprocessing import FacePreprocessor
 from ..recognizer import EmotionRecognizer, build_backbone
 from ..registry import load_plugin
@@ -38,6 +38,7 @@ from .config import TrainConfig
 from .distill import TeacherEnsemble, distillation_loss
 from .distributed import ProcessGroup
 from .finetune import set_trainable
+from .head_probe import fit_linear_head, layer_inputs, output_layer
 from .init_weights import is_init_path, load_init_weights
 from .metrics import classification_metrics, fit_temperature, softmax
 from .soft_targets import mixed_targets, soft_cross_entropy
@@ -234,6 +235,8 @@ class Trainer:
         #: Extra output heads the run trains (``"ferplus"`` with ``config.ferplus_head``), after the seven classes.
         self.heads = {FERPLUS_HEAD: OutputHead(EMOTIONS)} if config.ferplus_head > 0 else {}
         self._val_soft_targets: tuple[np.ndarray, np.ndarray] | None = None  # fit()'s, for the FER+ head's temperature
+        self._new_heads: list[str] = []  # heads a warm start's source lacks: fitted on frozen features at epochs=0
+        self._probed: dict[str, Any] = {}
         self.model = build_backbone(config.backbone, backbone_config, num_classes=output_width(EMOTIONS, self.heads))
         self.backbone_config.pop("pretrained", None)
         self._init_weights: dict[str, Any] | None = None
@@ -273,6 +276,7 @@ class Trainer:
             )
         state = {k: v.float() if v.is_floating_point() else v for k, v in source.model.state_dict().items()}
         state = match_heads(state, self.model.state_dict(), source.inference, EMOTIONS, self.heads)
+        self._new_heads = [name for name in self.heads if name not in source.heads]
         try:
             self.model.load_state_dict(state)
         except RuntimeError as exc:  # only a new input size gets here: some tensor's shape follows it
@@ -383,6 +387,8 @@ class Trainer:
         if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
             return {"history": run.state["history"], "best_epoch": run.state["best_epoch"], "rank": self.group.rank}
         self._val_soft_targets = val_soft_targets
+        if run.state["best_epoch"] is None and self._new_heads:  # nothing trained: fit the new heads alone
+            self._probe_new_heads(run)
         return self._calibrate_and_save_best(
             run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason
         )
@@ -654,6 +660,8 @@ class Trainer:
         }
         if self.heads:
             meta["heads_calibration"] = self._calibrate_heads(best, x_val)
+        if self._probed:
+            meta["heads_fit"] = self._probed
         if self._init_weights is not None:
             meta["training"]["init_weights"] = self._init_weights
         if self._resized_from is not None:
@@ -679,6 +687,29 @@ class Trainer:
             )
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _probe_new_heads(self, run: _FitRun) -> None:
+        """Fit each head the source lacks on the frozen features of the un-augmented training faces that have votes."""
+        if run.head_targets is None or run.head_present is None:
+            return
+        layer = output_layer(self.model, output_width(EMOTIONS, self.heads))
+        present = run.head_present[: run.n_plain]
+        features = layer_inputs(self.model, run.x_train[: run.n_plain], layer)[present]
+        targets = run.head_targets[: run.n_plain][present]
+        for name in self._new_heads:
+            cols = head_columns(EMOTIONS, self.heads, name)
+            weight, bias = fit_linear_head(
+                features, targets, layer.weight[cols], layer.bias[cols], seed=self.config.seed
+            )
+            with torch.no_grad():
+                layer.weight[cols] = weight.to(layer.weight.dtype)
+                layer.bias[cols] = bias.to(layer.bias.dtype)
+            self._probed[name] = {
+                "faces": int(present.sum()),
+                "method": "linear probe on frozen features",
+                "steps": 300,
+            }
+            self.log(f"head {name!r} fitted on the frozen features of {int(present.sum())} training faces with votes")
 
     def _calibrate_heads(self, best: EmotionRecognizer, x_val: torch.Tensor) -> dict[str, Any]:
         """Fit the FER+ head's temperature on the validation faces' vote distributions (when given); set it."""
