@@ -139,8 +139,20 @@ def test_card_of_a_model_with_a_ferplus_head_scores_both_heads_on_ferplus_labels
         "validation_ferplus_head": {"n": 2500, "accuracy": 0.8123, "macro_f1": 0.6011},
     }
     (line,) = bundle._head_lines("cnn", headed)
-    assert "`emotionkit train --ferplus-head 1.0`" in line and 'from_pretrained("cnn", head="ferplus")' in line
+    assert "(loss weight 1.0; `--ferplus-head 1.0`)" in line and 'from_pretrained("cnn", head="ferplus")' in line
     assert "(n=2500): accuracy 0.8123, macro F1 0.6011." in line
+    probed = {
+        **headed,
+        "heads_fit": {"ferplus": {"faces": 25698, "method": "linear probe on frozen features", "steps": 300}},
+        "heads_calibration": {
+            "ferplus": {"split": "validation", "temperature": 1.0, "fitted_temperature": 1.02, "kept": False}
+        },
+    }
+    (line,) = bundle._head_lines("cnn", probed)
+    assert "vote distributions of 25,698 training faces on this network's frozen features" in line
+    assert (
+        "Its temperature 1.000 (fitted 1.020 on the validation votes, not kept: it raised the validation ECE)." in line
+    )
     text = bundle.card_markdown("cnn", headed)
     assert f"FER+ majority labels, FER+ head | {fp['n']} | {fp['accuracy']:.4f} |" in text
     assert f"FER+ majority labels, FER-2013 head | {fp['n']} | 0.6512 |" in text

@@ -52,15 +52,33 @@ def evaluate(
 
 
 def _head_lines(name: str, card: dict) -> list[str]:
-    """The card's line on an extra FER+ output head, if the model has one."""
+    """The card's line on an extra FER+ output head, if the model has one: how it was fitted, calibrated and scored."""
     if FERPLUS_HEAD not in card.get("heads", {}):
         return []
-    weight = card["training"].get("config", {}).get("ferplus_head")
+    fit = card.get("heads_fit", {}).get(FERPLUS_HEAD)
+    if fit:  # added to a trained network by a finish (--epochs 0): a linear probe, nothing else changed
+        how = (
+            f"fitted to the FER+ vote distributions of {fit['faces']:,} training faces on this network's frozen "
+            f"features (a linear probe, {fit['steps']} Adam steps; `emotionkit train --epochs 0 --ferplus-head`: "
+            "every other weight, and so every FER-2013 score, unchanged)"
+        )
+    else:
+        weight = card["training"].get("config", {}).get("ferplus_head")
+        how = (
+            f"trained on the FER+ vote distribution with the network (loss weight {weight}; `--ferplus-head {weight}`)"
+        )
+    calibration = card.get("heads_calibration", {}).get(FERPLUS_HEAD, {})
+    temperature = (
+        f" Its temperature {calibration['temperature']:.3f} (fitted {calibration['fitted_temperature']:.3f} on the "
+        f"validation votes, {'kept' if calibration['kept'] else 'not kept: it raised the validation ECE'})."
+        if calibration.get("split")
+        else ""
+    )
     val = card.get("validation_ferplus_head")
     return [
-        f"- A second output head, `ferplus`, learns the FER+ vote distribution beside the FER-2013 head "
-        f"(loss weight {weight}; `emotionkit train --ferplus-head {weight}`); "
+        f"- A second output head, `ferplus`, beside the FER-2013 head: {how}; "
         f'`EmotionRecognizer.from_pretrained("{name}", head="ferplus")` answers with it.'
+        + temperature
         + (
             f" On the validation faces' FER+ majority labels (n={val['n']}): accuracy {val['accuracy']:.4f}, "
             f"macro F1 {val['macro_f1']:.4f}."
@@ -520,6 +538,7 @@ def main() -> int:
         "flip_tta": rec.flip_tta,
         **({"flip_tta_choice": rec.meta["flip_tta"]} if rec.meta.get("flip_tta") else {}),
         **({"heads": heads_to_dict(rec.heads)} if rec.heads else {}),
+        **{key: rec.meta[key] for key in ("heads_fit", "heads_calibration") if rec.meta.get(key)},
         **(
             {"batchnorm": refinished["batchnorm"]}
             if refinished is not None and refinished.get("batchnorm")
