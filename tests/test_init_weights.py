@@ -236,7 +236,8 @@ def test_hybrid_vit_start_joins_the_bundled_mobilenetv2_and_vit_and_loads_strict
     hybrid = build_backbone("vit", tool.HYBRID_CONFIG).eval()
     info = load_init_weights(hybrid, path, backbone="vit")
     assert info["fresh"] == [] and info["metadata"]["converted_by"] == "tools/hybrid_vit_start.py"
-    mnv2 = build_backbone("mobilenetv2", mnv2_source.config["backbone_config"]).eval()
+    mnv2 = build_backbone("mobilenetv2", mnv2_source.config["backbone_config"], num_classes=mnv2_source.num_outputs)
+    mnv2 = mnv2.eval()
     mnv2.load_state_dict({k: v.float() for k, v in mnv2_state.items()})
     faces = (_faces3(fer_faces, 96) - 0.449) / 0.226
     with torch.no_grad():

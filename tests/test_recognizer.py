@@ -360,8 +360,9 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
         else EmotionRecognizer.from_pretrained(model_dir, detector="none")
     )
     x = rec.preprocessor.faces(fer_faces)
+    own = rec.inference.active_columns  # the network's columns of the labels (a model may have more heads)
     with torch.inference_mode():
-        plain = rec.model(x).float()
+        plain = rec.model(x).float()[:, own]
     folded = rec.inference.torch_runtime.inference_model()
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules()):
         assert folded is not rec.model
@@ -370,7 +371,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     before = rec.predict_proba(fer_faces)
     with torch.no_grad():  # an in-place change (what an optimiser step does) must reach the folded copy
         next(p for p in rec.model.parameters() if p.ndim > 1).mul_(-1.5)
-        changed = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+        changed = torch.softmax(rec.model(x).float()[:, own] / rec.temperature, 1).numpy()
     after = rec.predict_proba(fer_faces)
     assert not np.allclose(after, before, atol=1e-3)
     np.testing.assert_allclose(after, changed, atol=1e-4, rtol=0)
@@ -380,7 +381,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     )
     setattr(owner, pname, torch.nn.Parameter(getattr(owner, pname).detach() * 0.5))
     with torch.inference_mode():
-        replaced = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+        replaced = torch.softmax(rec.model(x).float()[:, own] / rec.temperature, 1).numpy()
     np.testing.assert_allclose(rec.predict_proba(fer_faces), replaced, atol=1e-4, rtol=0)
     parent, child = next(
         (m, n)
@@ -390,7 +391,7 @@ def test_inference_folds_batch_norm_and_follows_weight_changes(name, model_dir, 
     )
     setattr(parent, child, torch.nn.Tanh())
     with torch.inference_mode():
-        swapped = torch.softmax(rec.model(x).float() / rec.temperature, 1).numpy()
+        swapped = torch.softmax(rec.model(x).float()[:, own] / rec.temperature, 1).numpy()
     assert not np.allclose(swapped, replaced, atol=1e-3)
     np.testing.assert_allclose(rec.predict_proba(fer_faces), swapped, atol=1e-4, rtol=0)
     rec.model.train()  # training mode: batch statistics, nothing folded

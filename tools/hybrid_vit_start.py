@@ -95,7 +95,7 @@ def compose(mobilenetv2: str, vit: str, seed: int) -> tuple[dict[str, torch.Tens
 def check_stem(state: dict[str, torch.Tensor], mobilenetv2: str) -> float:
     """Largest difference between the hybrid's copied layers and the source MobileNetV2 on a real photo."""
     source = resolve_pretrained(mobilenetv2)
-    mnv2 = build_backbone("mobilenetv2", source.config["backbone_config"]).eval()
+    mnv2 = build_backbone("mobilenetv2", source.config["backbone_config"], num_classes=source.num_outputs).eval()
     mnv2.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
     hybrid = build_backbone("vit", HYBRID_CONFIG).eval()
     hybrid.load_state_dict(state)

@@ -157,6 +157,11 @@ class PretrainedModel:
         """Class names, in the backbone's output order."""
         return tuple(self.config.get("labels", EMOTIONS))
 
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of the network: :attr:`labels` and every extra head's (``config.json``'s ``"heads"``)."""
+        return output_width(self.labels, parse_heads(self.config.get("heads")))
+
     def preprocessor_config(self) -> dict[str, Any]:
         """Return ``preprocessor.json``.
 
@@ -287,7 +292,7 @@ def load_inference(model: PretrainedModel, *, device: str | torch.device | None 
     spec = model.backbone_spec()
 
     def build(config: dict[str, Any]) -> nn.Module:
-        width = output_width(model.labels, parse_heads(config.get("heads")))  # extra heads follow the labels
+        width = output_width(model.labels, parse_heads(config.get("heads")))  # the validated config's heads
         return build_backbone(spec, config.get("backbone_config"), num_classes=width)
 
     saved = read_model_directory(model.path, model.sha256, build=build)  # damaged files: an EmotionKitError

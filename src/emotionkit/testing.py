@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .exceptions import EmotionKitError
+from .heads import output_width, parse_heads
 from .interfaces import BackboneSpec
 from .types import EMOTIONS
 from .weights import WeightsSpec
@@ -683,7 +684,8 @@ def check_weights(case: BackboneCase) -> None:
             case.fail("weights", f"declared weights {weights.name!r} have no file under {str(weights.path)!r}.")
         saved = weights.config()
         labels = saved.get("labels", EMOTIONS)
-        model = spec.build(num_classes=len(labels), **{**spec.default_config, **saved.get("backbone_config", {})})
+        width = output_width(labels, parse_heads(saved.get("heads")))  # extra output heads follow the labels
+        model = spec.build(num_classes=width, **{**spec.default_config, **saved.get("backbone_config", {})})
         model.load_state_dict(weights.state_dict())  # verifies the sha256
         weights.preprocessor()
 

@@ -125,8 +125,9 @@ def randomized_copy(recognizer: EmotionRecognizer, seed: int = 0) -> EmotionReco
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_backbone(recognizer.backbone_name, recognizer.backbone_config, num_classes=len(recognizer.labels))
-    return EmotionRecognizer(
+        width = recognizer.inference.outputs  # every output head's columns
+        model = build_backbone(recognizer.backbone_name, recognizer.backbone_config, num_classes=width)
+    copy = EmotionRecognizer(
         model,
         recognizer.preprocessor,
         None,
@@ -134,7 +135,10 @@ def randomized_copy(recognizer: EmotionRecognizer, seed: int = 0) -> EmotionReco
         backbone_config=recognizer.backbone_config,
         labels=recognizer.labels,
         device=recognizer.device,
+        heads=recognizer.heads,
     )
+    copy.head = recognizer.head
+    return copy
 
 
 def randomization_check(
