@@ -545,7 +545,13 @@ def main() -> int:
             else {
                 "batchnorm": {
                     **rec.meta["batchnorm"],
-                    **({"command": args.finish_command} if args.finish_command else {}),
+                    # the finish's command, when the finish is what re-estimated them (not a run that did it itself)
+                    **(
+                        {"command": args.finish_command}
+                        if args.finish_command
+                        and rec.meta["training"].get("finished_by", {}).get("recalibrate_bn", True)
+                        else {}
+                    ),
                 }
             }
             if rec.meta.get("batchnorm")
