@@ -45,9 +45,9 @@ def evaluate(
 ) -> dict:
     x = rec.preprocessor.faces(images)
     logits = predict_logits(rec, x, tta_flip=tta, head=head)
-    names = rec.inference.head_labels(head)
-    out = classification_metrics(labels, softmax(logits, rec.inference.head_temperature(head)), names)
-    out["ece_uncalibrated"] = classification_metrics(labels, softmax(logits), names)["ece"]
+    spec = rec.inference.head_spec(head)
+    out = classification_metrics(labels, softmax(logits, spec.temperature), spec.labels)
+    out["ece_uncalibrated"] = classification_metrics(labels, softmax(logits), spec.labels)["ece"]
     return out
 
 

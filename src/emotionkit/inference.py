@@ -324,7 +324,7 @@ class InferenceModel:
     @property
     def active_labels(self) -> tuple[str, ...]:
         """Class names of :attr:`head`, the columns of :meth:`probabilities`."""
-        return self.head_labels(self._head)
+        return self.head_spec(self._head).labels
 
     @property
     def active_columns(self) -> slice:
@@ -336,8 +336,9 @@ class InferenceModel:
         """Columns of the backbone's output: :attr:`labels` and every extra head's."""
         return output_width(self.labels, self.heads)
 
-    def head_labels(self, head: str | None = None) -> tuple[str, ...]:
-        """Class names of ``head`` (``None``: the model's own, :attr:`labels`).
+    def head_spec(self, head: str | None = None) -> OutputHead:
+        """Class names and softmax temperature of ``head`` (``None``: the model's own, :attr:`labels` and
+        :attr:`temperature`).
 
         Parameters
         ----------
@@ -346,35 +347,15 @@ class InferenceModel:
 
         Returns
         -------
-        tuple of str
+        OutputHead
 
         Raises
         ------
         InvalidOptionError
             Not one of the model's heads.
         """
-        head_columns(self.labels, self.heads, head)  # refuses an unknown head
-        return self.labels if head is None else self.heads[head].labels
-
-    def head_temperature(self, head: str | None = None) -> float:
-        """Softmax temperature of ``head`` (``None``: :attr:`temperature`).
-
-        Parameters
-        ----------
-        head : str, optional
-            One of :attr:`heads`.
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        InvalidOptionError
-            Not one of the model's heads.
-        """
-        head_columns(self.labels, self.heads, head)
-        return self.temperature if head is None else self.heads[head].temperature
+        head_columns(self.labels, self.heads, head)  # refuses an unknown head, naming the model's
+        return OutputHead(self.labels, self.temperature) if head is None else self.heads[head]
 
     def logits(self, x: torch.Tensor, *, flip_tta: bool | None = None, head: str | None = None) -> torch.Tensor:
         """Run the runtime on preprocessed faces ``(N, C, H, W)`` and return raw logits on the CPU.
@@ -392,7 +373,7 @@ class InferenceModel:
         Returns
         -------
         torch.Tensor
-            ``(N, len(head_labels(head)))`` float32 logits, before the temperature and the softmax.
+            ``(N, len(head_spec(head).labels))`` float32 logits, before the temperature and the softmax.
 
         Raises
         ------
@@ -431,7 +412,7 @@ class InferenceModel:
             unless :attr:`head` is set), with that head's temperature.
         """
         head = self._head
-        return torch.softmax(self.logits(x, head=head) / self.head_temperature(head), dim=1).numpy()
+        return torch.softmax(self.logits(x, head=head) / self.head_spec(head).temperature, dim=1).numpy()
 
 
 @runtime_checkable

@@ -60,7 +60,7 @@ def predict_dataset(
     for start in range(0, len(data), 2048):
         x = recognizer.preprocessor.faces(data.images[start : start + 2048])
         chunks.append(predict_logits(recognizer, x, batch_size=batch_size, tta_flip=tta_flip, head=head))
-    width = len(recognizer.inference.head_labels(head))
+    width = len(recognizer.inference.head_spec(head).labels)
     return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
 
 
@@ -124,8 +124,8 @@ def evaluate(
     >>> report["n"], sum(map(sum, report["confusion"]))
     (4, 4)
     """
-    labels = tuple(recognizer.inference.head_labels(head))
-    temperature = recognizer.inference.head_temperature(head)
+    spec = recognizer.inference.head_spec(head)
+    labels, temperature = tuple(spec.labels), spec.temperature
     y = _label_map(data, labels)[data.labels]
     start = time.perf_counter()
     with torch.inference_mode():

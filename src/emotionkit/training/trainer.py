@@ -112,7 +112,7 @@ def predict_logits(
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
         out.append(recognizer.logits(xb, flip_tta=tta_flip, head=head).numpy())
-    width = len(recognizer.inference.head_labels(head))
+    width = len(recognizer.inference.head_spec(head).labels)
     return np.concatenate(out) if out else np.empty((0, width), np.float32)
 
 
