@@ -34,6 +34,7 @@ __all__ = [
     "head_columns",
     "match_heads",
     "own_head_state",
+    "output_layer_keys",
 ]
 
 #: Name of the head trained on the FER+ vote distribution.
@@ -198,28 +199,60 @@ def _row_sources(
     return rows
 
 
-def match_heads(
-    state: dict[str, torch.Tensor],
-    target: Mapping[str, torch.Tensor],
-    source: Any,
-    labels: Sequence[str],
-    heads: Mapping[str, OutputHead],
-) -> dict[str, torch.Tensor]:
-    """Reshape a warm start's output layer to another set of heads.
+def output_layer_keys(state: Mapping[str, Any], width: int) -> list[str]:
+    """The state-dict keys of a network's output layer: the only 2-D weight with ``width`` rows, and its bias.
 
-    A source network's last layer has one row per output (its ``labels``, then its heads'); the new
+    Parameters
+    ----------
+    state : mapping
+        A state dict (any key order; torch tensors or arrays).
+    width : int
+        The network's number of outputs (every head's columns).
+
+    Returns
+    -------
+    list of str
+        ``[weight_key]`` or ``[weight_key, bias_key]``.
+
+    Raises
+    ------
+    InvalidOptionError
+        No single 2-D weight has ``width`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> output_layer_keys({"body.weight": np.zeros((3, 2)), "head.weight": np.zeros((5, 3)), "head.bias": np.zeros(5)}, 5)
+    ['head.weight', 'head.bias']
+    """
+    weights = [
+        k for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2 and v.shape[0] == width
+    ]
+    if len(weights) != 1:
+        raise InvalidOptionError(
+            f"Cannot tell the output layer of a {width}-output network: 2-D weights with {width} rows: "
+            f"{weights or 'none'}. The weights do not match the model's labels and heads."
+        )
+    bias = weights[0].removesuffix("weight") + "bias"
+    return [weights[0], bias] if bias in state else weights
+
+
+def match_heads(
+    state: dict[str, torch.Tensor], source: Any, labels: Sequence[str], heads: Mapping[str, OutputHead]
+) -> dict[str, torch.Tensor]:
+    """Re-lay a warm start's output layer for another set of heads.
+
+    A source network's output layer has one row per output (its ``labels``, then its heads'); the new
     network's rows start from the source row of the same head and class, or else from the source's own
     class of that name (a new ``"ferplus"`` head starts as a copy of the FER-2013 head), or else zero.
-    Tensors that already fit are returned unchanged.
+    Every other tensor is returned as it was.
 
     Parameters
     ----------
     state : dict
         The source's state dict.
-    target : mapping
-        The new network's state dict (only the shapes are read).
     source : InferenceModel
-        The source model (its ``labels`` and ``heads``).
+        The source model (anything with its ``labels`` and ``heads``).
     labels : sequence of str
         The new model's own classes.
     heads : mapping
@@ -228,26 +261,21 @@ def match_heads(
     Returns
     -------
     dict
-        ``state`` with the output layer's tensors re-laid.
-    """
-    width_before = output_width(source.labels, source.heads)
-    width_after = output_width(labels, heads)
-    if width_before == width_after and tuple(source.labels) == tuple(labels) and dict(source.heads) == dict(heads):
-        return state
-    import torch
+        ``state`` with the output layer's tensors re-laid (unchanged when the layouts are the same).
 
+    Raises
+    ------
+    InvalidOptionError
+        The output layer cannot be told in ``state``.
+    """
+    layout = [tuple(labels), *((n, h.labels) for n, h in heads.items())]
+    if layout == [tuple(source.labels), *((n, h.labels) for n, h in source.heads.items())]:
+        return state
     rows = _row_sources(source.labels, source.heads, labels, heads)
     out = dict(state)
-    for key, tensor in state.items():
-        want = target.get(key)
-        if (
-            want is None
-            or tensor.ndim == 0
-            or tensor.shape[0] != width_before
-            or tuple(want.shape) != (width_after, *tensor.shape[1:])
-        ):
-            continue
-        new = torch.zeros_like(want, dtype=tensor.dtype)
+    for key in output_layer_keys(state, output_width(source.labels, source.heads)):
+        tensor = state[key]
+        new = tensor.new_zeros((len(rows), *tensor.shape[1:]))
         for i, row in enumerate(rows):
             if row is not None:
                 new[i] = tensor[row]
@@ -258,8 +286,7 @@ def match_heads(
 def own_head_state(state: Mapping[str, Any], labels: Sequence[str], heads: Mapping[str, OutputHead]) -> dict[str, Any]:
     """A state dict with its output layer cut to the model's own classes: what a one-head copy (a Keras twin) loads.
 
-    The output layer is the linear layer with one row per output (the only 2-D weight of
-    ``output_width(labels, heads)`` rows); its weight and bias keep their first ``len(labels)`` rows.
+    The output layer (:func:`output_layer_keys`) keeps its first ``len(labels)`` rows.
 
     Parameters
     ----------
@@ -278,7 +305,7 @@ def own_head_state(state: Mapping[str, Any], labels: Sequence[str], heads: Mappi
     Raises
     ------
     InvalidOptionError
-        No single linear layer has one row per output.
+        The output layer cannot be told in ``state``.
 
     Examples
     --------
@@ -289,21 +316,7 @@ def own_head_state(state: Mapping[str, Any], labels: Sequence[str], heads: Mappi
     [(3, 2), (2, 3), (2,)]
     """
     out = dict(state)
-    if not heads:
-        return out
-    width = output_width(labels, heads)
-    layers = [
-        k.rpartition(".")[0]
-        for k, v in state.items()
-        if k.endswith("weight") and getattr(v, "ndim", 0) == 2 and v.shape[0] == width
-    ]
-    if len(layers) != 1:
-        raise InvalidOptionError(
-            f"Cannot tell the output layer of a {width}-output network: linear layers with {width} rows: "
-            f"{layers or 'none'}. The weights do not match the model's labels and heads."
-        )
-    for suffix in ("weight", "bias"):
-        key = f"{layers[0]}.{suffix}" if layers[0] else suffix
-        if key in out:
+    if heads:
+        for key in output_layer_keys(state, output_width(labels, heads)):
             out[key] = out[key][: len(labels)]
     return out

@@ -234,7 +234,6 @@ class Trainer:
         torch.manual_seed(config.seed)
         #: Extra output heads the run trains (``"ferplus"`` with ``config.ferplus_head``), after the seven classes.
         self.heads = {FERPLUS_HEAD: OutputHead(EMOTIONS)} if config.ferplus_head > 0 else {}
-        self._val_soft_targets: tuple[np.ndarray, np.ndarray] | None = None  # fit()'s, for the FER+ head's temperature
         self._new_heads: list[str] = []  # heads a warm start's source lacks: fitted on frozen features at epochs=0
         self._probed: dict[str, Any] = {}
         self.model = build_backbone(config.backbone, backbone_config, num_classes=output_width(EMOTIONS, self.heads))
@@ -275,7 +274,7 @@ class Trainer:
                 "'size' in --preprocessing and 'image_size' in --config)."
             )
         state = {k: v.float() if v.is_floating_point() else v for k, v in source.model.state_dict().items()}
-        state = match_heads(state, self.model.state_dict(), source.inference, EMOTIONS, self.heads)
+        state = match_heads(state, source.inference, EMOTIONS, self.heads)
         self._new_heads = [name for name in self.heads if name not in source.heads]
         try:
             self.model.load_state_dict(state)
@@ -386,11 +385,10 @@ class Trainer:
                 break
         if not self.group.is_main:  # rank 0 finishes (batch norm, temperature) and writes the model
             return {"history": run.state["history"], "best_epoch": run.state["best_epoch"], "rank": self.group.rank}
-        self._val_soft_targets = val_soft_targets
         if run.state["best_epoch"] is None and self._new_heads:  # nothing trained: fit the new heads alone
             self._probe_new_heads(run)
         return self._calibrate_and_save_best(
-            run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason
+            run.x_train[: run.n_plain], run.x_val, run.y_val, run.classes, run.state, stop_reason, val_soft_targets
         )
 
     def _start_run(
@@ -622,6 +620,7 @@ class Trainer:
         classes: tuple[str, ...],
         state: dict[str, Any],
         stop_reason: str,
+        val_soft_targets: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """Reload the best epoch, re-estimate its batch norm, fit its temperature on the validation split, save it."""
         if state["best_epoch"] is None:  # no epoch ran (epochs=0): finish the starting weights
@@ -659,7 +658,7 @@ class Trainer:
             **({"flip_tta": flip} if flip else {}),
         }
         if self.heads:
-            meta["heads_calibration"] = self._calibrate_heads(best, x_val)
+            meta["heads_calibration"] = self._calibrate_heads(best, x_val, val_soft_targets)
         if self._probed:
             meta["heads_fit"] = self._probed
         if self._init_weights is not None:
@@ -711,9 +710,10 @@ class Trainer:
             }
             self.log(f"head {name!r} fitted on the frozen features of {int(present.sum())} training faces with votes")
 
-    def _calibrate_heads(self, best: EmotionRecognizer, x_val: torch.Tensor) -> dict[str, Any]:
+    def _calibrate_heads(
+        self, best: EmotionRecognizer, x_val: torch.Tensor, given: tuple[np.ndarray, np.ndarray] | None
+    ) -> dict[str, Any]:
         """Fit the FER+ head's temperature on the validation faces' vote distributions (when given); set it."""
-        given = self._val_soft_targets
         if given is None:
             return {FERPLUS_HEAD: {"split": None, "temperature": 1.0, "kept": False, "why": "no validation votes"}}
         distribution, present = given
