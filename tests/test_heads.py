@@ -272,3 +272,23 @@ def test_the_linear_probe_refuses_shapes_that_do_not_line_up():
         fit_linear_head(torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(3, 3), torch.zeros(2))
     with pytest.raises(ValueError, match="no linear layer with 14 outputs"):
         output_layer(build_backbone("cnn"), 14)
+
+
+def test_the_int8_export_of_a_two_head_model_scores_its_own_head(head_run, fer_csv, capsys):
+    from emotionkit.cli import main
+    from emotionkit.data.fer2013 import read_fer2013
+    from emotionkit.data.splits import stratified_split
+
+    out = head_run.parent / "int8.onnx"
+    argv = ["export", str(head_run), "--int8", "--calibration-data", str(fer_csv), "--calibration-faces", "64"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "-> logits (batch, 14)" in printed
+    acc32 = float(printed.split("accuracy float32 ")[1].split(" ")[0])
+    data = read_fer2013(fer_csv, usage="Training")
+    _, val_index = stratified_split(data.labels, (0.9, 0.1), seed=0)
+    val = data.subset(val_index)
+    rec = EmotionRecognizer.from_pretrained(head_run, detector=None, runtime="torch", flip_tta=False)
+    held = slice(64, 64 + 4000)
+    pred = rec.logits(rec.preprocessor.faces(val.images[held])).argmax(1).numpy()
+    assert acc32 == pytest.approx(float((pred == val.labels[held]).mean()), abs=2e-4)
