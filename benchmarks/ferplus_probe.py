@@ -36,10 +36,10 @@ def _features(rec, images: np.ndarray, head: torch.nn.Module) -> torch.Tensor:
     return torch.cat(seen)
 
 
-def _fit_head(head, feats, targets, weights, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit_head(start, feats, targets, weights, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(seed)
-    w = head.weight.detach().clone().requires_grad_()
-    b = head.bias.detach().clone().requires_grad_()
+    w = start[0].clone().requires_grad_()
+    b = start[1].clone().requires_grad_()
     opt = torch.optim.Adam([w, b], 1e-3)
     for _ in range(steps):
         idx = torch.randint(0, len(feats), (1024,))
@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"validation: {len(val_x)} faces, {int(scored.sum())} with a FER+ majority label")
     print("| head | FER-2013 accuracy | FER+ majority accuracy |\n|---|---:|---:|")
-    row("the model's own", val_x @ head.weight.detach().T + head.bias.detach())
+    k = len(classes)  # the model's own classes: the first rows (a model may have a FER+ head after them)
+    start = (head.weight.detach()[:k], head.bias.detach()[:k])
+    row("the model's own", val_x @ start[0].T + start[1])
     for w in args.weights:
         target = (1 - w * mixed_ok) * onehot + w * mixed_ok * torch.as_tensor(dist)
-        weight, bias = _fit_head(head, train_x, target, sample_weight, args.steps, seed=0)
+        weight, bias = _fit_head(start, train_x, target, sample_weight, args.steps, seed=0)
         row(f"refit, w = {w:g}", val_x @ weight.T + bias)
     return 0
 

@@ -292,3 +292,13 @@ def test_the_int8_export_of_a_two_head_model_scores_its_own_head(head_run, fer_c
     held = slice(64, 64 + 4000)
     pred = rec.logits(rec.preprocessor.faces(val.images[held])).argmax(1).numpy()
     assert acc32 == pytest.approx(float((pred == val.labels[held]).mean()), abs=2e-4)
+
+
+def test_the_export_command_checks_every_heads_probabilities_against_torch(head_run, capsys):
+    from emotionkit.cli import main
+
+    out = head_run.parent / "float.onnx"
+    assert main(["export", str(head_run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "-> logits (batch, 14)" in printed
+    assert float(printed.split("max |probability difference| ")[1].split(" ")[0]) < 1e-4

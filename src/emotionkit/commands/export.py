@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..export import OnnxBackbone, export_onnx
+    from ..heads import head_columns
     from ..recognizer import EmotionRecognizer
 
     rec = EmotionRecognizer.from_pretrained(args.model, detector="none")
@@ -59,11 +60,16 @@ def run(args: argparse.Namespace) -> int:
         if any(m != 0 for m in rec.preprocessor.mean) or any(s != 1 for s in rec.preprocessor.std):
             mean = torch.tensor(rec.preprocessor.mean).view(1, -1, 1, 1)
             x = (x - mean) / torch.tensor(rec.preprocessor.std).view(1, -1, 1, 1)
-        diff = (
-            (torch.softmax(OnnxBackbone(data)(x), 1) - torch.softmax(rec.logits(x, flip_tta=False), 1))
+        graph = OnnxBackbone(data)(x)  # every head's columns
+        diff = max(  # each output head's probabilities, against torch's
+            (
+                torch.softmax(graph[:, head_columns(rec.labels, rec.heads, head)], 1)
+                - torch.softmax(rec.logits(x, flip_tta=False, head=head), 1)
+            )
             .abs()
             .max()
             .item()
+            for head in (None, *rec.heads)
         )
         summary += f"; onnxruntime vs torch: max |probability difference| {diff:.1e} on 5 inputs"
     print(summary)
