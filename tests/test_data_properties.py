@@ -72,6 +72,7 @@ def test_fer2013_csv_with_one_damaged_row(real_rows, tmp_path_factory, row, colu
         (0, "happy", "unknown emotion label 'happy'"),
         (1, "1 2 3", "expected 2304 pixels (48x48), got 3"),
         (1, " ".join(["300"] * 2304), "pixel values must be 0-255"),
+        (1, " ".join(["12"] * 2303 + ["12000000000000000000"]), "pixel values must be 0-255, got 12000000000000000000"),
         (2, "Validation", "unknown Usage 'Validation'"),
     ],
 )

@@ -259,6 +259,11 @@ def _parse_pixels(rows: list[str], ids: list[int], name: str) -> np.ndarray:
                 raise InvalidDataError(
                     f"{name} row {row_id}: pixels must be space-separated integers ({exc})."
                 ) from exc
+            except OverflowError as exc:  # a token of 19+ digits: no int64 holds it
+                big = max(text.split(), key=len)
+                raise InvalidDataError(
+                    f"{name} row {row_id}: pixel values must be 0-255, got {big[:24]}{'...' if len(big) > 24 else ''}."
+                ) from exc
             if values.min() < 0 or values.max() > 255:
                 raise InvalidDataError(
                     f"{name} row {row_id}: pixel values must be 0-255, got {values.min()}..{values.max()}."
