@@ -80,6 +80,11 @@ CONFIG_FLAGS: dict[str, dict[str, Any]] = {
         "help": "weight of a second output head, 'ferplus', trained on the FER+ vote distribution beside the "
         "FER-2013 head (needs --soft-targets ferplus; 0: no such head; default %(default)s)",
     },
+    "ema_decay": {
+        "metavar": "D",
+        "help": "keep an exponential moving average of the weights (D per step, e.g. 0.999); each epoch the "
+        "better of the average and the weights on validation competes for the best epoch (default: none)",
+    },
 }
 
 

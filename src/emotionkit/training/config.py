@@ -103,6 +103,12 @@ class TrainConfig:
         FER+ vote distribution beside the model's own FER-2013 head; 0 (default): no such head. Needs
         ``soft_targets="ferplus"``, which brings the distributions (``soft_target_weight`` still mixes
         them into the first head's targets; 0 keeps those FER-2013's labels alone).
+    ema_decay : float, optional
+        Keep an exponential moving average of the weights, ``decay`` per optimiser step
+        (:class:`~emotionkit.training.weight_average.WeightAverage`; 0.999 averages about the last
+        thousand steps). After each epoch the average is scored on the validation faces beside the
+        weights themselves, and the better of the two competes for the best epoch. ``None``
+        (default): no average.
     recalibrate_bn : bool
         After training, re-estimate the best epoch's batch-norm statistics on the un-augmented
         training images, and keep them when the validation score does not drop (see
@@ -148,6 +154,7 @@ class TrainConfig:
     soft_targets: str | None = None
     soft_target_weight: float = 0.5
     ferplus_head: float = 0.0
+    ema_decay: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict.

@@ -42,6 +42,7 @@ from .head_probe import fit_linear_head, layer_inputs, output_layer
 from .init_weights import is_init_path, load_init_weights
 from .metrics import classification_metrics, fit_temperature, softmax
 from .soft_targets import mixed_targets, soft_cross_entropy
+from .weight_average import WeightAverage
 
 __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
 
@@ -148,6 +149,7 @@ class _FitRun:
     seen: int = 0
     head_targets: torch.Tensor | None = None  # the FER+ head's vote distributions (config.ferplus_head)
     head_present: torch.Tensor | None = None  # faces that have them
+    average: WeightAverage | None = None  # config.ema_decay's moving average of the weights
 
 
 class Trainer:
@@ -173,7 +175,8 @@ class Trainer:
         ``init="imagenet"`` for a backbone without ImageNet weights in timm.
     InvalidOptionError
         ``config.epochs`` below 1, except 0 with ``init_from`` (finishing steps only); a
-        ``config.predict_flip`` other than ``"no"``, ``"yes"``, ``"auto"``.
+        ``config.predict_flip`` other than ``"no"``, ``"yes"``, ``"auto"``; a ``config.ema_decay`` outside
+        (0, 1).
     """
 
     def __init__(
@@ -194,6 +197,11 @@ class Trainer:
             raise InvalidOptionError(
                 f"predict_flip must be 'no', 'yes' or 'auto' (flip test-time augmentation of the saved model); got "
                 f"{config.predict_flip!r}."
+            )
+        if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
+            raise InvalidOptionError(
+                f"ema_decay must be in (0, 1), e.g. 0.999 (an average of about the last 1000 steps), or None for no "
+                f"weight average; got {config.ema_decay!r}."
             )
         self.config = config
         self.out = Path(out_dir)
@@ -437,11 +445,15 @@ class Trainer:
             "bad_epochs": 0,
         }
         ckpt_path = self.out / CHECKPOINT_NAME
+        saved_average: dict[str, Any] | None = None
         if resume and ckpt_path.is_file():
-            state = self._load_checkpoint(ckpt_path, model, opt, plateau, gen)
+            state, saved_average = self._load_checkpoint(ckpt_path, model, opt, plateau, gen)
             self.log(f"resumed from {ckpt_path} at epoch {state['epoch']}")
         elif resume:
             self.log(f"no checkpoint at {ckpt_path}: starting from scratch")
+        average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+        if average is not None and saved_average is not None:
+            average.load_state_dict(saved_average)
         # Written only now, so a refused resume leaves the run's own config in place.
         if self.group.is_main:
             record = {**cfg.to_dict(), "distributed": self.group.describe(cfg.batch_size, cfg.lr)}
@@ -476,6 +488,7 @@ class Trainer:
             copies = len(train) // n_plain
             run.head_targets = torch.as_tensor(soft_targets[0], dtype=torch.float32).repeat(copies, 1)
             run.head_present = torch.as_tensor(soft_targets[1], dtype=torch.bool).repeat(copies)
+        run.average = average
         return run
 
     def _train_epoch(self, run: _FitRun) -> bool:
@@ -549,6 +562,8 @@ class Trainer:
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
+        if run.average is not None:
+            run.average.update(run.model)
         state["step"] += 1
         for callback in self.step_callbacks:
             callback(state["step"], run.model, idx)
@@ -575,9 +590,11 @@ class Trainer:
         loss_sum, correct_sum, seen_sum = self.group.sum([run.loss_sum, run.correct, run.seen])
         correct, seen = int(correct_sum), int(seen_sum)
         self.group.sync_buffers(run.model)
-        val_logits = predict_logits(self._recognizer(), run.x_val)
-        val_metrics = classification_metrics(run.y_val, softmax(val_logits), run.classes)
-        val_loss = float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(run.y_val)))
+        val_metrics, val_loss = self._validate(run)
+        averaged = None
+        if run.average is not None:
+            with run.average.applied(run.model):
+                averaged = self._validate(run)
         entry = {
             "epoch": state["epoch"],
             "train_loss": loss_sum / max(seen, 1),
@@ -591,12 +608,23 @@ class Trainer:
         }
         if cfg.freeze_epochs > 0:
             entry["phase"] = 1 if state["epoch"] <= cfg.freeze_epochs else 2
-        state["history"].append(entry)
         score = (round(val_metrics["macro_f1"], 4), val_metrics["accuracy"])
+        use_average = False
+        if averaged is not None:
+            entry.update(
+                val_loss_average=averaged[1],
+                val_accuracy_average=averaged[0]["accuracy"],
+                val_macro_f1_average=averaged[0]["macro_f1"],
+            )
+            average_score = (round(averaged[0]["macro_f1"], 4), averaged[0]["accuracy"])
+            use_average = average_score > score
+            score = max(score, average_score)
+        state["history"].append(entry)
         if state["best"] is None or score > tuple(state["best"]):
             state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
+            state["best_weights"] = "average" if use_average else "weights"
             if self.group.is_main:
-                self._recognizer().save_pretrained(self.out)
+                self._save_best(run, use_average)
         else:
             state["bad_epochs"] += 1
         if run.plateau is not None:
@@ -605,12 +633,31 @@ class Trainer:
             f"epoch {entry['epoch']:3d}/{cfg.epochs} train_loss {entry['train_loss']:.4f} acc {entry['train_accuracy']:.4f} | "
             f"val_loss {val_loss:.4f} acc {entry['val_accuracy']:.4f} macro_f1 {entry['val_macro_f1']:.4f} | "
             f"lr {entry['lr']:.2e} | {entry['seconds']:.0f}s ({entry['images_per_second']:.0f} img/s)"
+            + (
+                f" | average: val acc {entry['val_accuracy_average']:.4f} macro_f1 {entry['val_macro_f1_average']:.4f}"
+                if averaged is not None
+                else ""
+            )
         )
         state["elapsed"] += time.time() - run.start
         run.start = time.time()
         if self.group.is_main:
-            self._save_checkpoint(run.ckpt_path, run.model, run.opt, run.plateau, run.gen, state)
+            self._save_checkpoint(run.ckpt_path, run.model, run.opt, run.plateau, run.gen, state, run.average)
             (self.out / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+
+    def _validate(self, run: _FitRun) -> tuple[dict[str, Any], float]:
+        """The model's validation metrics (one crop, temperature 1) and cross-entropy, as it stands."""
+        val_logits = predict_logits(self._recognizer(), run.x_val)
+        val_metrics = classification_metrics(run.y_val, softmax(val_logits), run.classes)
+        return val_metrics, float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(run.y_val)))
+
+    def _save_best(self, run: _FitRun, use_average: bool) -> None:
+        """Save the epoch's weights, or their moving average, as the run's model so far."""
+        if use_average and run.average is not None:
+            with run.average.applied(run.model):
+                self._recognizer().save_pretrained(self.out)
+        else:
+            self._recognizer().save_pretrained(self.out)
 
     def _calibrate_and_save_best(
         self,
@@ -645,6 +692,11 @@ class Trainer:
                 "stop_reason": stop_reason,
                 "seconds": round(state["elapsed"], 1),
                 "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 1),
+                **(
+                    {"weight_average": {"decay": self.config.ema_decay, "best_is": state.get("best_weights")}}
+                    if self.config.ema_decay is not None
+                    else {}
+                ),
             },
             "calibration": {
                 "split": "validation",
@@ -855,7 +907,14 @@ class Trainer:
         return teacher
 
     def _save_checkpoint(
-        self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator, state: dict[str, Any]
+        self,
+        path: Path,
+        model: nn.Module,
+        opt: Any,
+        plateau: Any,
+        gen: torch.Generator,
+        state: dict[str, Any],
+        average: WeightAverage | None = None,
     ) -> None:
         payload = {
             "backbone": self.config.backbone,
@@ -867,6 +926,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),  # dropout draws from it: needed for an exact resume
             "state": json.dumps(state),
             "train_config": json.dumps(self.config.to_dict()),
+            "weight_average": average.state_dict() if average is not None else None,
         }
         tmp = path.with_suffix(".tmp")
         torch.save(payload, tmp)
@@ -874,7 +934,8 @@ class Trainer:
 
     def _load_checkpoint(
         self, path: Path, model: nn.Module, opt: Any, plateau: Any, gen: torch.Generator
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The run's state and its weight average's saved state (``None`` without), after loading the rest."""
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(payload, dict) or not {"backbone", "model", "state"} <= set(payload):
@@ -907,7 +968,7 @@ class Trainer:
         gen.set_state(payload["generator"])
         if payload.get("torch_rng") is not None:
             torch.set_rng_state(payload["torch_rng"])
-        return dict(json.loads(payload["state"]))
+        return dict(json.loads(payload["state"])), payload.get("weight_average")
 
 
 def _only_size_differs(
