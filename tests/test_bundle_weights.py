@@ -157,3 +157,16 @@ def test_card_of_a_model_with_a_ferplus_head_scores_both_heads_on_ferplus_labels
     assert f"FER+ majority labels, FER+ head | {fp['n']} | {fp['accuracy']:.4f} |" in text
     assert f"FER+ majority labels, FER-2013 head | {fp['n']} | 0.6512 |" in text
     assert "FER-2013 head |" not in bundle.card_markdown("cnn", card)
+
+
+def test_card_says_whether_the_weights_are_their_moving_average(repo_script):
+    """The record is what ``Trainer`` writes into ``meta["training"]["weight_average"]`` (tests/test_weight_average.py)."""
+    bundle = repo_script("tools/bundle_weights.py")
+    assert bundle._average_line({"config": {}}) == []  # a run without an average: no line
+    assert bundle._average_line({"weight_average": {"decay": 0.999, "best_is": "average"}}) == [
+        "- Exponential moving average of the weights during training (`--ema-decay 0.999`, "
+        "`emotionkit.training.weight_average`); the best epoch's model is the average's weights (they scored higher "
+        "on validation than the epoch's own)."
+    ]
+    line = bundle._average_line({"weight_average": {"decay": 0.99, "best_is": "weights"}})[0]
+    assert "`--ema-decay 0.99`" in line and "the epoch's own weights (they scored higher" in line

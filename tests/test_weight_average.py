@@ -90,7 +90,9 @@ def test_state_dict_round_trip_and_a_mismatched_one_is_refused():
     fresh = WeightAverage(_net(), decay=0.9)
     fresh.load_state_dict(average.state_dict())
     assert fresh.updates == 1 and all(torch.equal(fresh.state[k], average.state[k]) for k in average.state)
-    other = WeightAverage(build_backbone("cnn", {"widths": [8, 16, 16], "hidden": 64, "in_channels": 1}, num_classes=7), 0.9)
+    other = WeightAverage(
+        build_backbone("cnn", {"widths": [8, 16, 16], "hidden": 64, "in_channels": 1}, num_classes=7), 0.9
+    )
     with pytest.raises(InvalidWeightsError, match="of shape .*same backbone and config"):
         other.load_state_dict(average.state_dict())
     with pytest.raises(InvalidWeightsError, match="does not match this network's tensors"):

@@ -219,6 +219,21 @@ def _teacher_runs(teachers: list[str], pairs: list[str]) -> dict:
     return records
 
 
+def _average_line(training: dict) -> list[str]:
+    """The card line of a run that kept a moving average of its weights (``--ema-decay``), and which one it kept."""
+    if not (average := training.get("weight_average")):
+        return []
+    kept = (
+        "the average's weights (they scored higher on validation than the epoch's own)"
+        if average.get("best_is") == "average"
+        else "the epoch's own weights (they scored higher on validation than the average)"
+    )
+    return [
+        f"- Exponential moving average of the weights during training (`--ema-decay {average['decay']}`, "
+        f"`emotionkit.training.weight_average`); the best epoch's model is {kept}."
+    ]
+
+
 def _resize_line(training: dict) -> list[str]:
     """The card line of a warm restart at a new input size (``--init-from`` with a new ``--preprocessing`` size)."""
     if not (before := training.get("resized_from")):
@@ -302,6 +317,7 @@ def card_markdown(name: str, card: dict) -> str:
             f"{card['training']['total_seconds'] / 60:.1f} min in all."
         ),
         *_distill_line(card["training"], init),
+        *_average_line(card["training"]),
         *_resize_line(card["training"]),
         *_init_line(init),
         *(
