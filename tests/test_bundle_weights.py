@@ -170,3 +170,14 @@ def test_card_says_whether_the_weights_are_their_moving_average(repo_script):
     ]
     line = bundle._average_line({"weight_average": {"decay": 0.99, "best_is": "weights"}})[0]
     assert "`--ema-decay 0.99`" in line and "the epoch's own weights (they scored higher" in line
+
+
+def test_training_time_of_a_warm_restart_counts_the_previous_model_and_every_own_stage(repo_script):
+    bundle = repo_script("tools/bundle_weights.py")
+    previous = {"seconds": 600.0, "total_seconds": 22062.0}
+    assert bundle._total_seconds({"seconds": 5982.0}, previous) == 22062.0 + 5982.0
+    # With a first stage of its own (--first-stage): that stage's time too.
+    assert bundle._total_seconds({"seconds": 5982.0, "total_seconds": 5675.3 + 5982.0}, previous) == pytest.approx(
+        22062.0 + 5675.3 + 5982.0
+    )
+    assert bundle._total_seconds({"seconds": 60.0}, {"seconds": 120.0}) == 180.0  # an older card without a total

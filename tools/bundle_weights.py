@@ -219,6 +219,16 @@ def _teacher_runs(teachers: list[str], pairs: list[str]) -> dict:
     return records
 
 
+def _total_seconds(training: dict, previous: dict) -> float:
+    """Training time of a warm restart of ``previous`` (a bundled card's record): its time, then this record's stages.
+
+    ``training`` holds this run's ``seconds`` and, when it had earlier stages of its own (``--first-stage``), their
+    sum with it in ``total_seconds``.
+    """
+    before = previous.get("total_seconds", previous.get("seconds", 0.0))
+    return float(before + training.get("total_seconds", training.get("seconds", 0.0)))
+
+
 def _average_line(training: dict) -> list[str]:
     """The card line of a run that kept a moving average of its weights (``--ema-decay``), and which one it kept."""
     if not (average := training.get("weight_average")):
@@ -530,8 +540,7 @@ def main() -> int:
             # The pretrained start of the model this run warm-restarted from: its source, sha256 and licence
             # stay on the card (they are where these weights came from too).
             card_training["init_weights"] = start
-        before = previous["training"].get("total_seconds", previous["training"].get("seconds", 0.0))
-        card_training["total_seconds"] = before + card_training.get("seconds", 0.0)
+        card_training["total_seconds"] = _total_seconds(card_training, previous["training"])
     card = {
         "name": args.name,
         "architecture": args.architecture or load_plugin("backbones", rec.backbone_name).description,
