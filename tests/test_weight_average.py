@@ -111,7 +111,7 @@ def test_decay_outside_zero_one_is_a_clear_error(decay):
 
 
 def test_trainer_refuses_a_bad_ema_decay(tmp_path):
-    with pytest.raises(InvalidOptionError, match=r"ema_decay must be in \(0, 1\).*got 1.0"):
+    with pytest.raises(InvalidOptionError, match=r"ema_decay .* must be a number in \(0, 1\).*got 1.0"):
         Trainer(TrainConfig(**BASE, epochs=1, ema_decay=1.0), tmp_path, log=quiet)
 
 

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from .head_probe import fit_linear_head, layer_inputs, output_layer
 from .init_weights import is_init_path, load_init_weights
 from .metrics import classification_metrics, fit_temperature, softmax
 from .soft_targets import mixed_targets, soft_cross_entropy
-from .weight_average import WeightAverage
+from .weight_average import WeightAverage, check_decay
 
 __all__ = ["TrainConfig", "Trainer", "predict_logits", "class_weights"]
 
@@ -198,11 +199,8 @@ class Trainer:
                 f"predict_flip must be 'no', 'yes' or 'auto' (flip test-time augmentation of the saved model); got "
                 f"{config.predict_flip!r}."
             )
-        if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
-            raise InvalidOptionError(
-                f"ema_decay must be in (0, 1), e.g. 0.999 (an average of about the last 1000 steps), or None for no "
-                f"weight average; got {config.ema_decay!r}."
-            )
+        if config.ema_decay is not None:  # refused here, before any data are read
+            check_decay(config.ema_decay, "ema_decay (None: no weight average)")
         self.config = config
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -624,7 +622,8 @@ class Trainer:
             state["best"], state["best_epoch"], state["bad_epochs"] = list(score), state["epoch"], 0
             state["best_weights"] = "average" if use_average else "weights"
             if self.group.is_main:
-                self._save_best(run, use_average)
+                with run.average.applied(run.model) if use_average and run.average else nullcontext():
+                    self._recognizer().save_pretrained(self.out)
         else:
             state["bad_epochs"] += 1
         if run.plateau is not None:
@@ -650,14 +649,6 @@ class Trainer:
         val_logits = predict_logits(self._recognizer(), run.x_val)
         val_metrics = classification_metrics(run.y_val, softmax(val_logits), run.classes)
         return val_metrics, float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(run.y_val)))
-
-    def _save_best(self, run: _FitRun, use_average: bool) -> None:
-        """Save the epoch's weights, or their moving average, as the run's model so far."""
-        if use_average and run.average is not None:
-            with run.average.applied(run.model):
-                self._recognizer().save_pretrained(self.out)
-        else:
-            self._recognizer().save_pretrained(self.out)
 
     def _calibrate_and_save_best(
         self,

@@ -22,7 +22,33 @@ from torch import nn
 
 from ..exceptions import InvalidOptionError, InvalidWeightsError
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "check_decay"]
+
+
+def check_decay(decay: object, name: str = "The weight average's decay") -> float:
+    """Return ``decay`` as a float, or raise a clear error when it is not a number in (0, 1).
+
+    Parameters
+    ----------
+    decay : object
+        The value given.
+    name : str, optional
+        What to call it in the message (``"ema_decay"`` for the trainer's setting).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InvalidOptionError
+        ``decay`` is not a number strictly between 0 and 1.
+    """
+    if isinstance(decay, bool) or not isinstance(decay, float | int) or not 0.0 < float(decay) < 1.0:
+        raise InvalidOptionError(
+            f"{name} must be a number in (0, 1), e.g. 0.999 (an average of about the last 1000 steps); got {decay!r}."
+        )
+    return float(decay)
 
 
 class WeightAverage:
@@ -58,12 +84,7 @@ class WeightAverage:
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not isinstance(decay, float | int) or isinstance(decay, bool) or not 0.0 < float(decay) < 1.0:
-            raise InvalidOptionError(
-                f"The weight average's decay must be a number in (0, 1), e.g. 0.999 (about the last 1000 steps); "
-                f"got {decay!r}."
-            )
-        self.decay = float(decay)
+        self.decay = check_decay(decay)
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.updates = 0
 
